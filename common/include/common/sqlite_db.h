@@ -1,0 +1,107 @@
+// A thin owner of one SQLite connection, with Status errors that name the database file.
+//
+// One SqliteDb is used from one thread at a time (SQLite's own serialized mode is not relied on).
+// Statements are owned by the caller and must not outlive their SqliteDb.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace instrumeter {
+
+class SqliteDb;
+
+// A prepared statement. Bind* calls record the first error; Step reports it.
+class SqliteStatement {
+ public:
+  SqliteStatement(SqliteStatement&& other) noexcept;
+  SqliteStatement& operator=(SqliteStatement&& other) noexcept;
+  SqliteStatement(const SqliteStatement&) = delete;
+  SqliteStatement& operator=(const SqliteStatement&) = delete;
+  ~SqliteStatement();
+
+  // Parameters are 1-based, as in SQLite.
+  SqliteStatement& Bind(int index, int64_t value);
+  SqliteStatement& Bind(int index, double value);
+  SqliteStatement& Bind(int index, std::string_view text);
+  SqliteStatement& BindBlob(int index, std::string_view bytes);
+  SqliteStatement& BindNull(int index);
+
+  // true: a row is ready to read; false: the statement is done.
+  Result<bool> Step();
+  // Steps until done, for statements that return no rows.
+  Status Run();
+  // Clears bindings and rewinds, ready for the next Bind/Step round.
+  void Reset();
+
+  // Columns are 0-based.
+  int64_t Int(int column) const;
+  double Double(int column) const;
+  std::string Text(int column) const;
+  std::string Blob(int column) const;
+  bool IsNull(int column) const;
+
+ private:
+  friend class SqliteDb;
+  SqliteStatement(SqliteDb* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+  void NoteBindError(int rc, int index);
+
+  SqliteDb* db_;
+  sqlite3_stmt* stmt_;
+  Status bind_status_;
+};
+
+class SqliteDb {
+ public:
+  struct Options {
+    bool read_only = false;
+    bool create = true;
+    std::string journal_mode = "WAL";   // WAL | DELETE
+    std::string synchronous = "FULL";   // FULL | NORMAL | OFF
+    int busy_timeout_ms = 5000;
+  };
+
+  static Result<std::unique_ptr<SqliteDb>> Open(const std::string& path, const Options& options);
+  ~SqliteDb();
+  SqliteDb(const SqliteDb&) = delete;
+  SqliteDb& operator=(const SqliteDb&) = delete;
+
+  // Runs one or more statements that return no rows.
+  Status Exec(const std::string& sql);
+  Result<SqliteStatement> Prepare(const std::string& sql);
+  int64_t LastInsertRowId() const;
+  int Changes() const;
+  const std::string& path() const { return path_; }
+
+  // Converts an SQLite result code into a Status naming this database and `what`.
+  Status Error(int rc, const std::string& what) const;
+
+ private:
+  SqliteDb(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+
+  sqlite3* db_;
+  std::string path_;
+};
+
+// BEGIN IMMEDIATE ... COMMIT; rolls back on destruction unless committed.
+class SqliteTransaction {
+ public:
+  static Result<SqliteTransaction> Begin(SqliteDb* db);
+  SqliteTransaction(SqliteTransaction&& other) noexcept : db_(other.db_) { other.db_ = nullptr; }
+  SqliteTransaction& operator=(SqliteTransaction&&) = delete;
+  ~SqliteTransaction();
+
+  Status Commit();
+
+ private:
+  explicit SqliteTransaction(SqliteDb* db) : db_(db) {}
+  SqliteDb* db_;
+};
+
+}  // namespace instrumeter

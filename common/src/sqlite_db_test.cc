@@ -1,0 +1,71 @@
+#include "common/sqlite_db.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+namespace instrumeter {
+namespace {
+
+class SqliteDbTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("sqlite_db_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::filesystem::path dir_;
+};
+
+TEST_F(SqliteDbTest, RolledBackTransactionLeavesNothing) {
+  const std::string path = (dir_ / "t.db").string();
+  auto db = SqliteDb::Open(path, {});
+  ASSERT_TRUE(db.ok()) << db.status().ToString();
+  ASSERT_TRUE((*db)->Exec("CREATE TABLE t(k INTEGER PRIMARY KEY, v BLOB)").ok());
+  {
+    auto tx = SqliteTransaction::Begin(db->get());
+    ASSERT_TRUE(tx.ok());
+    auto ins = (*db)->Prepare("INSERT INTO t VALUES(?, ?)");
+    ASSERT_TRUE(ins.ok());
+    ins->Bind(1, int64_t{1}).BindBlob(2, std::string("a\0b", 3));
+    ASSERT_TRUE(ins->Run().ok());
+  }  // no commit
+  {
+    auto tx = SqliteTransaction::Begin(db->get());
+    auto ins = (*db)->Prepare("INSERT INTO t VALUES(?, ?)");
+    ins->Bind(1, int64_t{2}).BindBlob(2, std::string("x\0y", 3));
+    ASSERT_TRUE(ins->Run().ok());
+    ASSERT_TRUE(tx->Commit().ok());
+  }
+  db->reset();
+  auto reopened = SqliteDb::Open(path, {});
+  auto sel = (*reopened)->Prepare("SELECT k, v FROM t");
+  ASSERT_TRUE(sel.ok());
+  auto row = sel->Step();
+  ASSERT_TRUE(row.ok() && *row);
+  EXPECT_EQ(sel->Int(0), 2);
+  EXPECT_EQ(sel->Blob(1), std::string("x\0y", 3)) << "blobs keep embedded NUL bytes";
+  EXPECT_FALSE(*sel->Step());
+}
+
+TEST_F(SqliteDbTest, ErrorsNameTheDatabaseAndMapCodes) {
+  const std::string path = (dir_ / "e.db").string();
+  auto db = SqliteDb::Open(path, {});
+  ASSERT_TRUE((*db)->Exec("CREATE TABLE u(k INTEGER PRIMARY KEY)").ok());
+  ASSERT_TRUE((*db)->Exec("INSERT INTO u VALUES(1)").ok());
+  Status dup = (*db)->Exec("INSERT INTO u VALUES(1)");
+  EXPECT_EQ(dup.code(), Status::Code::kAlreadyExists);
+  EXPECT_NE(dup.message().find(path), std::string::npos) << dup.message();
+  auto bad = (*db)->Prepare("SELEC nonsense");
+  EXPECT_FALSE(bad.ok());
+  auto missing = SqliteDb::Open((dir_ / "no" / "such.db").string(), {});
+  EXPECT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("such.db"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace instrumeter
