@@ -1,0 +1,79 @@
+// One MQTT connection (Eclipse Paho C++) that hands everything it hears to a single-threaded
+// owner loop, as events in a queue: connected, connect failed, connection lost, message.
+//
+// Paho's callbacks run on Paho's own thread and do nothing but enqueue, so the owner never shares
+// state with them. The owner decides when to reconnect (with Backoff); Paho's own automatic
+// reconnect is off. Durability is not Paho's job here: persistence is off, and whatever must
+// survive lives in our own stores (see protocol/README.md, "Delivery").
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace instrumeter {
+
+class MqttLink {
+ public:
+  struct Will {
+    std::string topic;
+    std::string payload;
+    bool retained = true;
+  };
+
+  struct Options {
+    std::string broker_url;  // tcp://host:port
+    std::string client_id;
+    bool clean_session = true;
+    int keepalive_s = 30;
+    int connect_timeout_ms = 5000;
+    int max_inflight = 64;  // QoS 1 publishes Paho may have outstanding
+    std::optional<Will> will;
+    // Subscribed at QoS 1 on every connect, before kConnected is reported.
+    std::vector<std::string> subscriptions;
+    // When this many messages wait unread, Paho's callback thread blocks, so the broker holds the
+    // rest (back-pressure instead of unbounded memory). 0: unbounded.
+    size_t max_queued_messages = 0;
+  };
+
+  struct Event {
+    enum class Kind { kConnected, kConnectFailed, kConnectionLost, kMessage };
+    Kind kind;
+    std::string detail;  // reason, for failures and losses
+    std::string topic;   // kMessage
+    std::string payload;
+    bool retained = false;
+  };
+
+  static Result<std::unique_ptr<MqttLink>> Create(const Options& options);
+  ~MqttLink();
+  MqttLink(const MqttLink&) = delete;
+  MqttLink& operator=(const MqttLink&) = delete;
+
+  // Starts an asynchronous connect; its outcome arrives as kConnected or kConnectFailed.
+  Status Connect();
+  bool connected() const;
+  // QoS 1, asynchronous. Unavailable when not connected or when Paho refuses it.
+  Status Publish(const std::string& topic, const std::string& payload, bool retained);
+  // A clean disconnect (the will is not published), waiting at most `timeout`.
+  void Disconnect(std::chrono::milliseconds timeout);
+
+  // Readable while events wait (an eventfd), for loops that poll() several sources.
+  int wake_fd() const;
+  // Blocks until at least one event waits or `timeout` passes; true if one waits.
+  bool WaitForEvents(std::chrono::milliseconds timeout);
+  // Removes and returns every waiting event, oldest first.
+  std::vector<Event> TakeEvents();
+
+ private:
+  struct Impl;
+  explicit MqttLink(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace instrumeter
