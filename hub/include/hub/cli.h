@@ -1,0 +1,19 @@
+// The instrumeter-hub command line (main.cc is a thin wrapper; tests call it in-process).
+//
+//   instrumeter-hub [run] --config FILE         run the hub until SIGTERM/SIGINT
+//   instrumeter-hub instruments add|list|import  the instrument registry
+//   instrumeter-hub hours --from T --to T        machine hours per instrument
+//   instrumeter-hub status                       live state per instrument
+//   instrumeter-hub config-reference             Markdown reference of every config key
+//
+// Exit codes: 0 success, 1 runtime error (database, broker), 2 usage, configuration or input
+// file error. Results go to `out`, messages to `err`, logs to spdlog's default logger.
+#pragma once
+
+#include <ostream>
+
+namespace instrumeter::hub {
+
+int RunHubCli(int argc, const char* const* argv, std::ostream& out, std::ostream& err);
+
+}  // namespace instrumeter::hub

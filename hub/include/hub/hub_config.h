@@ -1,0 +1,43 @@
+// The hub's TOML configuration: declared with common/config.h schemas, so an unknown key or a bad
+// value stops start-up with file:line:key, and docs/hub-config.md is generated from the same
+// tables (`instrumeter-hub config-reference`).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "common/status.h"
+#include "hub/ingestor.h"
+
+namespace instrumeter::hub {
+
+struct MqttOptions {
+  std::string broker;  // tcp://host:port
+  std::string client_id = "instrumeter-hub";
+  int keepalive_s = 30;
+  int64_t reconnect_min_ms = 500;
+  int64_t reconnect_max_ms = 30000;
+};
+
+struct StoreOptions {
+  std::string path;
+  int busy_timeout_ms = 5000;
+};
+
+struct HubConfig {
+  MqttOptions mqtt;
+  StoreOptions store;
+  IngestOptions ingest;
+  std::string log_level = "info";  // trace, debug, info, warn, error
+};
+
+// Reads and validates a config file. Errors are InvalidArgument (NotFound for a missing file)
+// with a message naming file, line and key.
+Result<HubConfig> LoadHubConfig(const std::string& path);
+// The same from text; `source_name` stands for the file in messages.
+Result<HubConfig> ParseHubConfig(const std::string& text, const std::string& source_name);
+
+// Markdown: one table per section, every key with its type, default and description.
+std::string HubConfigReference();
+
+}  // namespace instrumeter::hub

@@ -1,0 +1,16 @@
+// The running hub: the MQTT bridge and the ingest core on one thread, until SIGTERM or SIGINT.
+#pragma once
+
+#include "common/status.h"
+#include "hub/hub_config.h"
+
+namespace instrumeter::hub {
+
+// Opens the store, connects to the broker (reconnecting with backoff while it is away) and
+// ingests until SIGTERM or SIGINT arrives; then commits the current batch, sends its acks and
+// returns OK. Must be called before any other thread is started in the process: it blocks
+// SIGTERM and SIGINT so that only its own loop receives them (through a signalfd). Returns an
+// error when the store cannot be opened or the final commit fails.
+Status RunHub(const HubConfig& config);
+
+}  // namespace instrumeter::hub

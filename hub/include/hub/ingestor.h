@@ -1,0 +1,188 @@
+// The ingest core: raw uplink messages in, durable events, intervals and live state out, and
+// acknowledgements only for what is committed (protocol/README.md, "Delivery"; DESIGN rule 3).
+//
+// It knows nothing of MQTT: the bridge hands it messages and implements Downlink; tests drive it
+// directly with a fake Downlink and FakeClock. It talks to storage only through Store.
+//
+// Threading: an Ingestor and its Store and Downlink are used from one thread (the ingest
+// thread). HubMetrics, healthy() and last_error() may be read from any thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "common/backoff.h"
+#include "common/clock.h"
+#include "common/status.h"
+#include "hub/store.h"
+#include "protocol/codec.h"
+
+namespace instrumeter::hub {
+
+class RateLimitedLog;
+
+struct IngestOptions {
+  size_t max_batch_events = 2000;     // commit when this many new events wait
+  int64_t max_batch_delay_ms = 20;    // ... or when the oldest waited this long
+  int64_t resend_interval_ms = 5000;  // at most one ResendRequest per device per interval
+  protocol::EnvelopeLimits limits;    // max_envelope_bytes, max_events (per envelope)
+  bool accept_unregistered_devices = false;
+  // How often an unknown device id is looked up again in the registry.
+  int64_t registry_recheck_ms = 5000;
+  // Backoff between attempts when a commit fails (disk full, I/O error).
+  int64_t commit_retry_min_ms = 200;
+  int64_t commit_retry_max_ms = 10000;
+};
+
+// The way back to agents. Implemented by the MQTT bridge; faked in tests. Called on the ingest
+// thread, only after the commit that makes the statement true.
+class Downlink {
+ public:
+  virtual ~Downlink() = default;
+  // Every sequence up to `highest_contiguous_sequence` of the device is committed.
+  virtual Status SendAck(const std::string& device_id, uint64_t highest_contiguous_sequence) = 0;
+  // Sequences from..to (inclusive) are missing while later ones are stored.
+  virtual Status SendResend(const std::string& device_id, uint64_t from_sequence,
+                            uint64_t to_sequence) = 0;
+};
+
+// Counters of what the ingest core did; read from any thread (a future /metrics).
+struct HubMetrics {
+  struct Rejected {
+    std::atomic<uint64_t> malformed{0};       // undecodable envelope/status, bad topic
+    std::atomic<uint64_t> unknown_device{0};  // envelope from a device not in the registry
+    std::atomic<uint64_t> topic_mismatch{0};  // topic device != Envelope.device_id
+    // A (device, sequence) already stored, received with other bytes: a security alarm.
+    std::atomic<uint64_t> conflicting_duplicate{0};
+  };
+  Rejected rejected;
+  std::atomic<uint64_t> events_stored{0};
+  std::atomic<uint64_t> duplicates{0};  // events received again with the same bytes
+  std::atomic<uint64_t> acks_sent{0};
+  std::atomic<uint64_t> resend_requests{0};
+  std::atomic<uint64_t> batches{0};          // committed batches
+  std::atomic<uint64_t> commit_failures{0};  // failed commit attempts (each retried)
+  // New events not taken while commits fail and the batch is full: unacknowledged, so the agent
+  // sends them again.
+  std::atomic<uint64_t> events_deferred{0};
+  std::atomic<uint64_t> status_messages{0};  // DeviceStatus applied
+  std::atomic<uint64_t> status_ignored{0};   // DeviceStatus of unknown devices
+  std::atomic<uint64_t> downlink_failures{0};
+  std::atomic<uint64_t> commit_latency_us_last{0};
+  std::atomic<uint64_t> commit_latency_us_max{0};
+  std::atomic<uint64_t> commit_latency_us_total{0};
+};
+
+class Ingestor {
+ public:
+  // Loads every device's cursor and state from `store`. The store, downlink, clock and metrics
+  // are borrowed and must outlive the Ingestor.
+  static Result<std::unique_ptr<Ingestor>> Create(Store* store, Downlink* downlink,
+                                                  const Clock* clock, HubMetrics* metrics,
+                                                  const IngestOptions& options);
+  ~Ingestor();
+  Ingestor(const Ingestor&) = delete;
+  Ingestor& operator=(const Ingestor&) = delete;
+
+  // One message from the broker: an Envelope on .../up or a DeviceStatus on .../status; other
+  // topics are counted as malformed. `received_unix_ms` is the hub's wall clock at receipt.
+  // Commits at once when the batch is full.
+  void OnMessage(std::string_view topic, std::string_view payload, int64_t received_unix_ms);
+
+  // Commits the pending batch when it is due (its delay passed, or a failed commit's retry time
+  // came). Call whenever MsUntilDue() says.
+  void Poll();
+  // Milliseconds until Poll() has work: 0 if now, -1 if nothing is pending.
+  int64_t MsUntilDue() const;
+  // Commits whatever is pending now, ignoring delays and backoff (shutdown). OK if nothing was
+  // pending or the commit succeeded; on failure nothing is acknowledged.
+  Status Flush();
+
+  // False while the last commit attempt failed; last_error() says why. Any thread.
+  bool healthy() const { return healthy_.load(); }
+  Status last_error() const;
+
+  // Devices whose latest DeviceStatus said online (ingest thread).
+  size_t DevicesOnline() const;
+
+ private:
+  struct PendingEvent {
+    v1::Event event;
+    std::string bytes;
+    int64_t received_unix_ms = 0;
+  };
+  struct PendingDevice {
+    std::map<uint64_t, PendingEvent> events;  // new, not yet committed
+    std::optional<bool> online;               // from a DeviceStatus
+    int64_t status_since_unix_ms = 0;
+    bool ack_owed = false;  // an envelope arrived: answer with the contiguous sequence
+    int64_t last_seen_unix_ms = 0;
+  };
+  struct DeviceState {
+    DeviceRecord record;                 // as committed
+    std::map<uint64_t, uint64_t> above;  // stored ranges above contiguous: first -> last
+    std::optional<int64_t> last_resend_mono_ms;
+  };
+  // What a commit attempt would make of one device; adopted only after the commit.
+  struct Prepared {
+    std::string device_id;
+    DeviceState state;
+    bool ack_owed = false;
+  };
+  Ingestor(Store* store, Downlink* downlink, const Clock* clock, HubMetrics* metrics,
+           const IngestOptions& options);
+
+  void HandleUp(const std::string& device_id, std::string_view payload, int64_t received_unix_ms);
+  void HandleStatus(const std::string& device_id, std::string_view payload,
+                    int64_t received_unix_ms);
+  bool Registered(const std::string& device_id);
+  // Compares re-sent events with the stored ones (`indexes` into `events`).
+  void CheckStoredDuplicates(const std::string& device_id,
+                             const protocol::DecodedEnvelope& envelope,
+                             const std::vector<size_t>& indexes);
+  void RaiseConflict(const std::string& device_id, const std::vector<uint64_t>& seqs);
+  Status PrepareDevice(const std::string& device_id, const PendingDevice& pending,
+                       Prepared* prepared, DeviceBatch* batch);
+  Status Commit();
+  void SendDownlinks(const std::vector<Prepared>& prepared);
+  bool HasStored(const DeviceState& state, uint64_t seq) const;
+
+  Store* store_;
+  Downlink* downlink_;
+  const Clock* clock_;
+  HubMetrics* metrics_;
+  IngestOptions options_;
+  std::unique_ptr<RateLimitedLog> log_;
+
+  std::unordered_map<std::string, DeviceState> devices_;
+  std::map<std::string, PendingDevice> pending_;
+  size_t pending_events_ = 0;
+  int64_t batch_started_mono_ms_ = 0;
+
+  // Commit retry after a failure.
+  Backoff retry_backoff_;
+  std::optional<int64_t> retry_at_mono_ms_;
+
+  // Registry cache: known ids stay known; a miss is looked up again after registry_recheck_ms.
+  std::set<std::string> registered_;
+  std::unordered_map<std::string, int64_t> unregistered_checked_mono_ms_;
+
+  std::atomic<bool> healthy_{true};
+  mutable std::mutex error_mu_;
+  Status last_error_;  // guarded by error_mu_
+
+#ifdef INSTRUMETER_FAULT_HOOKS
+  // INSTRUMETER_FAULT=crash_after_commit:N: _exit(137) right after the Nth commit, before acks.
+  uint64_t crash_after_commit_ = 0;
+  uint64_t commits_ = 0;
+#endif
+};
+
+}  // namespace instrumeter::hub

@@ -1,0 +1,372 @@
+#include "hub/cli.h"
+
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "common/clock.h"
+#include "hub/hub_config.h"
+#include "hub/hub_runner.h"
+#include "hub/instrument_import.h"
+#include "hub/reports.h"
+#include "hub/sqlite_store.h"
+#include "protocol/topics.h"
+#include "text_output.h"
+
+namespace instrumeter::hub {
+namespace {
+
+constexpr int kExitRuntime = 1;
+constexpr int kExitUsage = 2;
+
+// A failed command: its exit code and what to tell the operator.
+struct Failure {
+  int exit_code;
+  Status status;
+};
+
+// Arguments of every subcommand, filled by CLI11.
+struct Args {
+  std::string config_path;
+  std::string format = "table";
+  Instrument instrument;
+  std::string import_path;
+  std::string from;
+  std::string to;
+  std::string instrument_id;
+};
+
+std::string Seconds3(double seconds) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.3f", seconds);
+  return buf;
+}
+
+double Round3(double seconds) { return std::round(seconds * 1000.0) / 1000.0; }
+
+std::string TimeOrDash(int64_t unix_ms) { return unix_ms == 0 ? "-" : FormatUtc(unix_ms); }
+
+std::string OnlineText(const std::optional<bool>& online) {
+  if (!online.has_value()) return "-";
+  return *online ? "online" : "offline";
+}
+
+Result<HubConfig> LoadConfig(const Args& args) {
+  if (args.config_path.empty()) return Status::InvalidArgument("--config FILE is required");
+  Result<HubConfig> config = LoadHubConfig(args.config_path);
+  if (!config.ok()) return config.status();
+  spdlog::set_level(spdlog::level::from_str(config->log_level));
+  return config;
+}
+
+Result<std::unique_ptr<Store>> OpenStore(const HubConfig& config) {
+  return OpenSqliteStore(
+      {.path = config.store.path, .busy_timeout_ms = config.store.busy_timeout_ms});
+}
+
+// Loads the config (a usage error when bad) and opens the store (a runtime error when it fails).
+Result<std::unique_ptr<Store>> ConfigAndStore(const Args& args, Failure* failure) {
+  Result<HubConfig> config = LoadConfig(args);
+  if (!config.ok()) {
+    *failure = {kExitUsage, config.status()};
+    return config.status();
+  }
+  Result<std::unique_ptr<Store>> store = OpenStore(*config);
+  if (!store.ok()) *failure = {kExitRuntime, store.status()};
+  return store;
+}
+
+std::optional<Failure> CmdRun(const Args& args) {
+  Result<HubConfig> config = LoadConfig(args);
+  if (!config.ok()) return Failure{kExitUsage, config.status()};
+  Status st = RunHub(*config);
+  if (!st.ok()) return Failure{kExitRuntime, st};
+  return std::nullopt;
+}
+
+std::optional<Failure> CmdInstrumentsAdd(const Args& args, std::ostream& out) {
+  Failure failure{};
+  Result<std::unique_ptr<Store>> store = ConfigAndStore(args, &failure);
+  if (!store.ok()) return failure;
+  Status valid = protocol::ValidateDeviceId(args.instrument.instrument_id);
+  if (!valid.ok()) return Failure{kExitUsage, valid.WithContext("--id")};
+  SystemClock clock;
+  Status st = (*store)->AddInstrument(args.instrument, clock.WallUnixMs());
+  if (!st.ok()) {
+    if (st.code() == Status::Code::kAlreadyExists)
+      st = st.WithContext("not added (use `instruments import` to update an instrument)");
+    return Failure{kExitRuntime, st};
+  }
+  out << "registered instrument " << args.instrument.instrument_id << "\n";
+  return std::nullopt;
+}
+
+TextTable InstrumentsTable(const std::vector<Instrument>& instruments, bool with_created) {
+  TextTable t;
+  t.headers = {"instrument_id", "name", "institution", "site", "city", "region"};
+  if (with_created) t.headers.push_back("registered");
+  for (const Instrument& in : instruments) {
+    std::vector<std::string> row = {in.instrument_id, in.name, in.institution,
+                                    in.site,          in.city, in.region};
+    if (with_created) row.push_back(FormatUtc(in.created_unix_ms));
+    t.rows.push_back(std::move(row));
+  }
+  return t;
+}
+
+std::optional<Failure> CmdInstrumentsList(const Args& args, std::ostream& out) {
+  Failure failure{};
+  Result<std::unique_ptr<Store>> store = ConfigAndStore(args, &failure);
+  if (!store.ok()) return failure;
+  Result<std::vector<Instrument>> instruments = (*store)->ListInstruments();
+  if (!instruments.ok()) return Failure{kExitRuntime, instruments.status()};
+  // CSV and JSON carry exactly the import fields, so a listing can be edited and re-imported.
+  if (args.format == "json") {
+    nlohmann::json doc = nlohmann::json::array();
+    for (const Instrument& in : *instruments)
+      doc.push_back({{"instrument_id", in.instrument_id},
+                     {"name", in.name},
+                     {"institution", in.institution},
+                     {"site", in.site},
+                     {"city", in.city},
+                     {"region", in.region}});
+    out << doc.dump(2) << "\n";
+  } else if (args.format == "csv") {
+    out << RenderCsv(InstrumentsTable(*instruments, false));
+  } else {
+    out << RenderTable(InstrumentsTable(*instruments, true));
+  }
+  return std::nullopt;
+}
+
+std::optional<Failure> CmdInstrumentsImport(const Args& args, std::ostream& out) {
+  Failure failure{};
+  Result<std::unique_ptr<Store>> store = ConfigAndStore(args, &failure);
+  if (!store.ok()) return failure;
+  Result<std::vector<Instrument>> rows = ReadInstrumentsFile(args.import_path);
+  if (!rows.ok()) return Failure{kExitUsage, rows.status().WithContext("nothing imported")};
+  Result<std::vector<Instrument>> existing = (*store)->ListInstruments();
+  if (!existing.ok()) return Failure{kExitRuntime, existing.status()};
+  std::set<std::string> known;
+  for (const Instrument& in : *existing) known.insert(in.instrument_id);
+  size_t updated = 0;
+  for (const Instrument& in : *rows) updated += known.count(in.instrument_id);
+  SystemClock clock;
+  Status st = (*store)->PutInstruments(*rows, clock.WallUnixMs());
+  if (!st.ok()) return Failure{kExitRuntime, st.WithContext("nothing imported")};
+  out << "imported " << rows->size() << " instruments (" << rows->size() - updated << " new, "
+      << updated << " updated)\n";
+  return std::nullopt;
+}
+
+std::optional<Failure> CmdHours(const Args& args, std::ostream& out) {
+  int64_t from = 0;
+  int64_t to = 0;
+  if (!ParseUtc(args.from, &from))
+    return Failure{kExitUsage,
+                   Status::InvalidArgument("--from '" + args.from +
+                                           "': expected ISO 8601 with an offset "
+                                           "(2026-11-29T08:00:00+08:00) or a date (2026-11-29)")};
+  if (!ParseUtc(args.to, &to))
+    return Failure{kExitUsage, Status::InvalidArgument("--to '" + args.to +
+                                                       "': expected ISO 8601 with an offset or a "
+                                                       "date")};
+  if (to <= from) return Failure{kExitUsage, Status::InvalidArgument("--to must be after --from")};
+  Failure failure{};
+  Result<std::unique_ptr<Store>> store = ConfigAndStore(args, &failure);
+  if (!store.ok()) return failure;
+  Result<std::vector<HoursRow>> rows = ComputeHours(store->get(), from, to, args.instrument_id);
+  if (!rows.ok()) {
+    const int code = rows.status().code() == Status::Code::kNotFound ? kExitUsage : kExitRuntime;
+    return Failure{code, rows.status()};
+  }
+  if (args.format == "json") {
+    nlohmann::json list = nlohmann::json::array();
+    for (const HoursRow& r : *rows)
+      list.push_back({{"instrument_id", r.instrument_id},
+                      {"name", r.name},
+                      {"powered_seconds", Round3(r.powered_seconds)},
+                      {"in_use_seconds", Round3(r.in_use_seconds)},
+                      {"gap_seconds", Round3(r.gap_seconds)},
+                      {"counter_powered_seconds", Round3(r.counter_powered_seconds)},
+                      {"counter_in_use_seconds", Round3(r.counter_in_use_seconds)},
+                      {"counter_mismatch", r.counter_mismatch}});
+    nlohmann::json doc = {{"from", FormatUtc(from)}, {"to", FormatUtc(to)}, {"instruments", list}};
+    out << doc.dump(2) << "\n";
+    return std::nullopt;
+  }
+  TextTable t;
+  t.headers = {"instrument_id",
+               "name",
+               "powered_seconds",
+               "in_use_seconds",
+               "gap_seconds",
+               "counter_powered_seconds",
+               "counter_in_use_seconds",
+               "counter_mismatch"};
+  t.right_aligned = {false, false, true, true, true, true, true, false};
+  const bool csv = args.format == "csv";
+  for (const HoursRow& r : *rows)
+    t.rows.push_back(
+        {r.instrument_id, r.name, Seconds3(r.powered_seconds), Seconds3(r.in_use_seconds),
+         Seconds3(r.gap_seconds), Seconds3(r.counter_powered_seconds),
+         Seconds3(r.counter_in_use_seconds),
+         csv ? (r.counter_mismatch ? "true" : "false") : (r.counter_mismatch ? "MISMATCH" : "")});
+  out << (csv ? RenderCsv(t) : RenderTable(t));
+  return std::nullopt;
+}
+
+std::optional<Failure> CmdStatus(const Args& args, std::ostream& out) {
+  Failure failure{};
+  Result<std::unique_ptr<Store>> store = ConfigAndStore(args, &failure);
+  if (!store.ok()) return failure;
+  Result<std::vector<StatusRow>> rows = ComputeStatus(store->get());
+  if (!rows.ok()) return Failure{kExitRuntime, rows.status()};
+  if (args.format == "json") {
+    nlohmann::json list = nlohmann::json::array();
+    for (const StatusRow& r : *rows) {
+      nlohmann::json row = {
+          {"instrument_id", r.instrument_id},
+          {"name", r.name},
+          {"city", r.city},
+          {"registered", r.registered},
+          {"state", LiveStateName(r.state)},
+          {"state_since", r.state_since_wall_ms == 0
+                              ? nlohmann::json(nullptr)
+                              : nlohmann::json(FormatUtc(r.state_since_wall_ms))},
+          {"powered_seconds", Round3(r.powered_seconds)},
+          {"in_use_seconds", Round3(r.in_use_seconds)},
+          {"events_stored", r.events_stored},
+          {"online", r.online.has_value() ? nlohmann::json(*r.online) : nlohmann::json(nullptr)},
+          {"last_seen", r.last_seen_unix_ms == 0 ? nlohmann::json(nullptr)
+                                                 : nlohmann::json(FormatUtc(r.last_seen_unix_ms))}};
+      list.push_back(std::move(row));
+    }
+    out << list.dump(2) << "\n";
+    return std::nullopt;
+  }
+  TextTable t;
+  t.headers = {"instrument_id",   "name",           "city",   "state",  "since",
+               "powered_seconds", "in_use_seconds", "events", "online", "last_seen"};
+  t.right_aligned = {false, false, false, false, false, true, true, true, false, false};
+  for (const StatusRow& r : *rows)
+    t.rows.push_back({r.instrument_id, r.name, r.city, LiveStateName(r.state),
+                      TimeOrDash(r.state_since_wall_ms), Seconds3(r.powered_seconds),
+                      Seconds3(r.in_use_seconds), std::to_string(r.events_stored),
+                      OnlineText(r.online), TimeOrDash(r.last_seen_unix_ms)});
+  out << RenderTable(t);
+  return std::nullopt;
+}
+
+void AddConfigOption(CLI::App* app, Args* args) {
+  app->add_option("--config", args->config_path, "the hub's TOML configuration file");
+}
+
+void AddFormatOption(CLI::App* app, Args* args, const std::vector<std::string>& formats) {
+  std::string names;
+  for (const std::string& f : formats) names += (names.empty() ? "" : "|") + f;
+  app->add_option("--format", args->format, "output format: " + names + " (default table)")
+      ->check(CLI::IsMember(formats));
+}
+
+}  // namespace
+
+int RunHubCli(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
+  Args args;
+  CLI::App app(
+      "instrumeter-hub: ingests instrument telemetry over MQTT, stores it in SQLite and reports "
+      "machine hours.\nWith only --config, runs the hub (same as `run`).",
+      "instrumeter-hub");
+  app.require_subcommand(0, 1);
+  AddConfigOption(&app, &args);
+
+  CLI::App* run = app.add_subcommand(
+      "run", "Run the hub until SIGTERM/SIGINT; then finish the current batch and exit 0.");
+  AddConfigOption(run, &args);
+
+  CLI::App* instruments =
+      app.add_subcommand("instruments", "Manage the registry of instruments (device ids).");
+  instruments->require_subcommand(1);
+  CLI::App* add = instruments->add_subcommand("add", "Register one instrument.");
+  add->add_option("--id", args.instrument.instrument_id,
+                  "instrument id, also its agent's device id: 1-64 of [A-Za-z0-9._-]")
+      ->required();
+  add->add_option("--name", args.instrument.name, "display name")->required();
+  add->add_option("--institution", args.instrument.institution, "owning institution")->required();
+  add->add_option("--site", args.instrument.site, "site or building")->required();
+  add->add_option("--city", args.instrument.city, "city")->required();
+  add->add_option("--region", args.instrument.region, "region (province), for voucher rules")
+      ->required();
+  AddConfigOption(add, &args);
+  CLI::App* list = instruments->add_subcommand("list", "List registered instruments.");
+  AddFormatOption(list, &args, {"table", "csv", "json"});
+  AddConfigOption(list, &args);
+  CLI::App* import = instruments->add_subcommand(
+      "import",
+      "Register or update instruments from a .csv (header: "
+      "instrument_id,name,institution,site,city,region) or .json file (an array of objects with "
+      "those keys). All or nothing: a bad row is named by line and field and nothing is imported.");
+  import->add_option("FILE", args.import_path, "the .csv or .json file")->required();
+  AddConfigOption(import, &args);
+
+  CLI::App* hours = app.add_subcommand(
+      "hours",
+      "Machine hours per instrument in [--from, --to): powered, in use and gap seconds from the "
+      "hub's intervals (clipped proportionally to the range), beside the agent's counter-based "
+      "figures and a mismatch marker.");
+  hours->add_option("--from", args.from, "range start: ISO 8601 with offset, or a date (UTC)")
+      ->required();
+  hours->add_option("--to", args.to, "range end (exclusive), same formats")->required();
+  hours->add_option("--instrument", args.instrument_id, "only this instrument");
+  AddFormatOption(hours, &args, {"table", "csv", "json"});
+  AddConfigOption(hours, &args);
+
+  CLI::App* status =
+      app.add_subcommand("status",
+                         "One row per instrument: state now and since, all-time powered and in-use "
+                         "seconds, events stored, online/offline and last seen.");
+  AddFormatOption(status, &args, {"table", "json"});
+  AddConfigOption(status, &args);
+
+  CLI::App* reference =
+      app.add_subcommand("config-reference", "Print a Markdown table of every configuration key.");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e, out, err);
+    return code == 0 ? 0 : kExitUsage;
+  }
+
+  std::optional<Failure> failure;
+  if (*reference) {
+    out << HubConfigReference();
+  } else if (*add) {
+    failure = CmdInstrumentsAdd(args, out);
+  } else if (*list) {
+    failure = CmdInstrumentsList(args, out);
+  } else if (*import) {
+    failure = CmdInstrumentsImport(args, out);
+  } else if (*hours) {
+    failure = CmdHours(args, out);
+  } else if (*status) {
+    failure = CmdStatus(args, out);
+  } else if (*run || !args.config_path.empty()) {
+    failure = CmdRun(args);
+  } else {
+    err << app.help();
+    return kExitUsage;
+  }
+  if (failure.has_value()) {
+    err << "instrumeter-hub: " << failure->status.message() << "\n";
+    return failure->exit_code;
+  }
+  return 0;
+}
+
+}  // namespace instrumeter::hub

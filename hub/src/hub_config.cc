@@ -1,0 +1,205 @@
+#include "hub/hub_config.h"
+
+#include "common/config.h"
+
+namespace instrumeter::hub {
+namespace {
+
+using config::Key;
+using config::Schema;
+using config::Section;
+using config::Type;
+
+const Schema& RootSchema() {
+  static const Schema kSchema = {
+      {.name = "log_level",
+       .type = Type::kString,
+       .default_value = std::string("info"),
+       .description = "Least severe log level written to stderr.",
+       .one_of = {"trace", "debug", "info", "warn", "error"}},
+      {.name = "mqtt",
+       .type = Type::kTable,
+       .description = "The broker connection: [mqtt].",
+       .required = true},
+      {.name = "store",
+       .type = Type::kTable,
+       .description = "The database: [store].",
+       .required = true},
+      {.name = "ingest",
+       .type = Type::kTable,
+       .description = "Ingest limits and timing: [ingest]."},
+  };
+  return kSchema;
+}
+
+const Schema& MqttSchema() {
+  static const Schema kSchema = {
+      {.name = "broker",
+       .type = Type::kString,
+       .description = "Broker URL, tcp://host:port.",
+       .required = true},
+      {.name = "client_id",
+       .type = Type::kString,
+       .default_value = std::string("instrumeter-hub"),
+       .description = "MQTT client id. The hub keeps a persistent session (clean_session=false) "
+                      "under this id, so the broker queues uplink messages while it is down; "
+                      "two hubs must not share it."},
+      {.name = "keepalive_s",
+       .type = Type::kInteger,
+       .default_value = int64_t{30},
+       .description = "MQTT keepalive, seconds.",
+       .min = 5,
+       .max = 3600},
+      {.name = "reconnect_min_ms",
+       .type = Type::kInteger,
+       .default_value = int64_t{500},
+       .description = "First reconnect delay after losing the broker; doubles up to "
+                      "reconnect_max_ms, with jitter.",
+       .min = 10,
+       .max = 600'000},
+      {.name = "reconnect_max_ms",
+       .type = Type::kInteger,
+       .default_value = int64_t{30'000},
+       .description = "Longest reconnect delay.",
+       .min = 10,
+       .max = 3'600'000},
+  };
+  return kSchema;
+}
+
+const Schema& StoreSchema() {
+  static const Schema kSchema = {
+      {.name = "path",
+       .type = Type::kString,
+       .description = "SQLite database file (created if missing; WAL mode, synchronous=FULL). "
+                      "CLI commands may use it while the hub runs.",
+       .required = true},
+      {.name = "busy_timeout_ms",
+       .type = Type::kInteger,
+       .default_value = int64_t{5000},
+       .description = "How long a write waits for another process holding the database lock.",
+       .min = 0,
+       .max = 600'000},
+  };
+  return kSchema;
+}
+
+const Schema& IngestSchema() {
+  static const Schema kSchema = {
+      {.name = "max_batch_events",
+       .type = Type::kInteger,
+       .default_value = int64_t{2000},
+       .description = "Commit a batch once this many new events wait.",
+       .min = 1,
+       .max = 1'000'000},
+      {.name = "max_batch_delay_ms",
+       .type = Type::kInteger,
+       .default_value = int64_t{20},
+       .description = "... or once the oldest waited this long. Acks go out after the commit.",
+       .min = 0,
+       .max = 60'000},
+      {.name = "resend_interval_ms",
+       .type = Type::kInteger,
+       .default_value = int64_t{5000},
+       .description = "At most one ResendRequest per device per interval while it has a gap.",
+       .min = 0,
+       .max = 3'600'000},
+      {.name = "max_envelope_bytes",
+       .type = Type::kInteger,
+       .default_value = int64_t{262'144},
+       .description = "Larger envelopes are rejected as malformed.",
+       .min = 64,
+       .max = 64 * 1024 * 1024},
+      {.name = "max_events_per_envelope",
+       .type = Type::kInteger,
+       .default_value = int64_t{1000},
+       .description = "Envelopes with more events are rejected as malformed.",
+       .min = 1,
+       .max = 1'000'000},
+      {.name = "accept_unregistered_devices",
+       .type = Type::kBoolean,
+       .default_value = false,
+       .description = "Store telemetry of devices that are not in the instruments registry. "
+                      "Off: their envelopes are counted, logged and dropped without an ack."},
+  };
+  return kSchema;
+}
+
+Result<HubConfig> Build(const toml::table& table, const std::string& source) {
+  Result<Section> root = Section::Make(table, RootSchema(), source);
+  if (!root.ok()) return root.status();
+  HubConfig config;
+  config.log_level = root->String("log_level");
+
+  Result<Section> mqtt = Section::Make(*root->Table("mqtt"), MqttSchema(), source + " [mqtt]");
+  if (!mqtt.ok()) return mqtt.status();
+  config.mqtt.broker = mqtt->String("broker");
+  config.mqtt.client_id = mqtt->String("client_id");
+  config.mqtt.keepalive_s = static_cast<int>(mqtt->Integer("keepalive_s"));
+  config.mqtt.reconnect_min_ms = mqtt->Integer("reconnect_min_ms");
+  config.mqtt.reconnect_max_ms = mqtt->Integer("reconnect_max_ms");
+  if (config.mqtt.broker.empty()) return mqtt->Error("broker", "must not be empty");
+  if (config.mqtt.client_id.empty()) return mqtt->Error("client_id", "must not be empty");
+  if (config.mqtt.reconnect_max_ms < config.mqtt.reconnect_min_ms)
+    return mqtt->Error("reconnect_max_ms", "must not be less than reconnect_min_ms");
+
+  Result<Section> store = Section::Make(*root->Table("store"), StoreSchema(), source + " [store]");
+  if (!store.ok()) return store.status();
+  config.store.path = store->String("path");
+  config.store.busy_timeout_ms = static_cast<int>(store->Integer("busy_timeout_ms"));
+  if (config.store.path.empty()) return store->Error("path", "must not be empty");
+
+  const toml::table empty;
+  const toml::table* ingest_table = root->Table("ingest");
+  Result<Section> ingest = Section::Make(ingest_table != nullptr ? *ingest_table : empty,
+                                         IngestSchema(), source + " [ingest]");
+  if (!ingest.ok()) return ingest.status();
+  IngestOptions& in = config.ingest;
+  in.max_batch_events = static_cast<size_t>(ingest->Integer("max_batch_events"));
+  in.max_batch_delay_ms = ingest->Integer("max_batch_delay_ms");
+  in.resend_interval_ms = ingest->Integer("resend_interval_ms");
+  in.limits.max_envelope_bytes = static_cast<size_t>(ingest->Integer("max_envelope_bytes"));
+  in.limits.max_events = static_cast<size_t>(ingest->Integer("max_events_per_envelope"));
+  in.accept_unregistered_devices = ingest->Boolean("accept_unregistered_devices");
+  return config;
+}
+
+}  // namespace
+
+Result<HubConfig> LoadHubConfig(const std::string& path) {
+  Result<toml::table> table = config::ParseFile(path);
+  if (!table.ok()) return table.status();
+  return Build(*table, path);
+}
+
+Result<HubConfig> ParseHubConfig(const std::string& text, const std::string& source_name) {
+  Result<toml::table> table = config::ParseString(text, source_name);
+  if (!table.ok()) return table.status();
+  return Build(*table, source_name);
+}
+
+std::string HubConfigReference() {
+  std::string out =
+      "# instrumeter-hub configuration reference\n\n"
+      "Generated by `instrumeter-hub config-reference` from the schemas the hub validates its "
+      "TOML file with: an unknown key or a bad value stops start-up with a message naming the "
+      "file, line and key.\n\n"
+      "Example:\n\n"
+      "```toml\n"
+      "log_level = \"info\"\n\n"
+      "[mqtt]\n"
+      "broker = \"tcp://127.0.0.1:1883\"\n\n"
+      "[store]\n"
+      "path = \"/var/lib/instrumeter/hub.db\"\n\n"
+      "[ingest]\n"
+      "accept_unregistered_devices = false\n"
+      "```\n\n"
+      "## Top level\n\n";
+  out += config::SchemaMarkdown(RootSchema());
+  out += "\n## [mqtt]\n\n" + config::SchemaMarkdown(MqttSchema());
+  out += "\n## [store]\n\n" + config::SchemaMarkdown(StoreSchema());
+  out += "\n## [ingest]\n\n" + config::SchemaMarkdown(IngestSchema());
+  return out;
+}
+
+}  // namespace instrumeter::hub

@@ -1,0 +1,575 @@
+#include "hub/sqlite_store.h"
+
+#include <array>
+#include <map>
+#include <utility>
+
+#include "common/sqlite_db.h"
+
+namespace instrumeter::hub {
+namespace {
+
+// Migration N (0-based) takes the database from user_version N to N + 1. Append only: a
+// released migration is never edited.
+constexpr std::array<const char*, 1> kMigrations = {
+    R"sql(
+CREATE TABLE instruments(
+  instrument_id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  institution TEXT NOT NULL,
+  site TEXT NOT NULL,
+  city TEXT NOT NULL,
+  region TEXT NOT NULL,
+  created_unix_ms INTEGER NOT NULL
+);
+-- One row per device that ever sent telemetry or status. The ingest cursor, the derivation
+-- state and the live state live here so that one transaction keeps them in step with the events.
+CREATE TABLE devices(
+  dev_key INTEGER PRIMARY KEY,
+  device_id TEXT NOT NULL UNIQUE,
+  contiguous_seq INTEGER NOT NULL DEFAULT 0,
+  events_stored INTEGER NOT NULL DEFAULT 0,
+  -- derivation: is a run open, the state in force, the last observation point (the end of the
+  -- last run while none is open) and the open state interval
+  run_open INTEGER NOT NULL DEFAULT 0,
+  run_state INTEGER NOT NULL DEFAULT 0,
+  last_seq INTEGER,
+  last_wall_unix_ms INTEGER,
+  last_monotonic_ms INTEGER,
+  last_boot_id TEXT,
+  last_powered_ms INTEGER,
+  last_in_use_ms INTEGER,
+  open_interval_id INTEGER,
+  -- live state
+  live_state INTEGER NOT NULL DEFAULT 0,
+  state_since_wall_ms INTEGER NOT NULL DEFAULT 0,
+  online INTEGER,
+  status_since_unix_ms INTEGER NOT NULL DEFAULT 0,
+  last_seen_unix_ms INTEGER NOT NULL DEFAULT 0,
+  agent_version TEXT NOT NULL DEFAULT '',
+  outbox_depth INTEGER NOT NULL DEFAULT 0,
+  counters_seq INTEGER NOT NULL DEFAULT 0,
+  powered_ms INTEGER NOT NULL DEFAULT 0,
+  in_use_ms INTEGER NOT NULL DEFAULT 0
+);
+-- kind: the Event body's protobuf field number; state: the InstrumentState number. Both are
+-- fixed by the wire contract.
+CREATE TABLE events(
+  dev_key INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  kind INTEGER NOT NULL,
+  state INTEGER,
+  boot_id TEXT NOT NULL,
+  monotonic_ms INTEGER NOT NULL,
+  wall_unix_ms INTEGER NOT NULL,
+  powered_ms INTEGER,
+  in_use_ms INTEGER,
+  body BLOB NOT NULL,
+  received_unix_ms INTEGER NOT NULL,
+  UNIQUE(dev_key, seq)
+);
+CREATE TABLE intervals(
+  id INTEGER PRIMARY KEY,
+  dev_key INTEGER NOT NULL,
+  kind TEXT NOT NULL CHECK(kind IN ('state', 'gap')),
+  state INTEGER,
+  boot_id TEXT NOT NULL,
+  start_wall_unix_ms INTEGER NOT NULL,
+  duration_ms INTEGER NOT NULL,
+  start_seq INTEGER NOT NULL,
+  end_seq INTEGER NOT NULL,
+  start_powered_ms INTEGER NOT NULL,
+  end_powered_ms INTEGER NOT NULL,
+  start_in_use_ms INTEGER NOT NULL,
+  end_in_use_ms INTEGER NOT NULL,
+  flags TEXT NOT NULL DEFAULT '',
+  UNIQUE(dev_key, kind, start_seq)
+);
+CREATE INDEX intervals_by_start ON intervals(dev_key, start_wall_unix_ms);
+)sql",
+};
+
+constexpr char kIntervalColumns[] =
+    "i.kind, i.state, i.boot_id, i.start_wall_unix_ms, i.duration_ms, i.start_seq, i.end_seq, "
+    "i.start_powered_ms, i.end_powered_ms, i.start_in_use_ms, i.end_in_use_ms, i.flags";
+
+// Reads kIntervalColumns starting at column `c`.
+Result<Interval> ReadInterval(const SqliteStatement& s, int c) {
+  Interval iv;
+  iv.kind = s.Text(c) == "gap" ? IntervalKind::kGap : IntervalKind::kState;
+  iv.state = static_cast<v1::InstrumentState>(s.Int(c + 1));
+  iv.boot_id = s.Text(c + 2);
+  iv.start_wall_unix_ms = s.Int(c + 3);
+  iv.duration_ms = s.Int(c + 4);
+  iv.start_seq = static_cast<uint64_t>(s.Int(c + 5));
+  iv.end_seq = static_cast<uint64_t>(s.Int(c + 6));
+  iv.start_powered_ms = static_cast<uint64_t>(s.Int(c + 7));
+  iv.end_powered_ms = static_cast<uint64_t>(s.Int(c + 8));
+  iv.start_in_use_ms = static_cast<uint64_t>(s.Int(c + 9));
+  iv.end_in_use_ms = static_cast<uint64_t>(s.Int(c + 10));
+  Result<uint32_t> flags = FlagsFromString(s.Text(c + 11));
+  if (!flags.ok()) return flags.status();
+  iv.flags = *flags;
+  return iv;
+}
+
+int64_t I64(uint64_t v) { return static_cast<int64_t>(v); }
+
+class SqliteStore : public Store {
+ public:
+  explicit SqliteStore(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}
+
+  Status Init() {
+    INSTRUMETER_RETURN_IF_ERROR(Migrate());
+    return PrepareStatements();
+  }
+
+  Status PutInstruments(const std::vector<Instrument>& instruments, int64_t now_unix_ms) override {
+    Result<SqliteTransaction> tx = SqliteTransaction::Begin(db_.get());
+    if (!tx.ok()) return tx.status();
+    for (const Instrument& in : instruments) {
+      upsert_instrument_->Reset();
+      BindInstrument(&*upsert_instrument_, in, now_unix_ms);
+      INSTRUMETER_RETURN_IF_ERROR(
+          upsert_instrument_->Run().WithContext("instrument '" + in.instrument_id + "'"));
+    }
+    return tx->Commit();
+  }
+
+  Status AddInstrument(const Instrument& instrument, int64_t now_unix_ms) override {
+    insert_instrument_->Reset();
+    BindInstrument(&*insert_instrument_, instrument, now_unix_ms);
+    Status st = insert_instrument_->Run();
+    if (st.code() == Status::Code::kAlreadyExists)
+      return Status::AlreadyExists("instrument '" + instrument.instrument_id +
+                                   "' is already registered");
+    return st;
+  }
+
+  Result<std::vector<Instrument>> ListInstruments() override {
+    Result<SqliteStatement> s = db_->Prepare(
+        "SELECT instrument_id, name, institution, site, city, region, created_unix_ms "
+        "FROM instruments ORDER BY instrument_id");
+    if (!s.ok()) return s.status();
+    std::vector<Instrument> out;
+    while (true) {
+      Result<bool> row = s->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      out.push_back(
+          {s->Text(0), s->Text(1), s->Text(2), s->Text(3), s->Text(4), s->Text(5), s->Int(6)});
+    }
+    return out;
+  }
+
+  Result<bool> InstrumentExists(const std::string& instrument_id) override {
+    instrument_exists_->Reset();
+    instrument_exists_->Bind(1, instrument_id);
+    Result<bool> row = instrument_exists_->Step();
+    if (!row.ok()) return row.status();
+    const bool exists = *row;
+    instrument_exists_->Reset();
+    return exists;
+  }
+
+  Result<std::vector<LoadedDevice>> LoadDevices() override {
+    Result<SqliteStatement> s = db_->Prepare(
+        std::string("SELECT d.dev_key, d.device_id, d.contiguous_seq, d.events_stored, "
+                    "d.run_open, d.run_state, d.last_seq, d.last_wall_unix_ms, "
+                    "d.last_monotonic_ms, d.last_boot_id, d.last_powered_ms, d.last_in_use_ms, "
+                    "d.live_state, d.state_since_wall_ms, d.online, d.status_since_unix_ms, "
+                    "d.last_seen_unix_ms, d.agent_version, d.outbox_depth, d.counters_seq, "
+                    "d.powered_ms, d.in_use_ms, i.id, ") +
+        kIntervalColumns +
+        " FROM devices d LEFT JOIN intervals i ON i.id = d.open_interval_id ORDER BY d.dev_key");
+    if (!s.ok()) return s.status();
+    std::vector<LoadedDevice> out;
+    std::map<int64_t, size_t> by_key;
+    while (true) {
+      Result<bool> row = s->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      LoadedDevice dev;
+      DeviceRecord& r = dev.record;
+      r.device_id = s->Text(1);
+      r.contiguous_seq = static_cast<uint64_t>(s->Int(2));
+      r.events_stored = static_cast<uint64_t>(s->Int(3));
+      r.derivation.run_open = s->Int(4) != 0;
+      r.derivation.state = static_cast<v1::InstrumentState>(s->Int(5));
+      if (!s->IsNull(6)) {
+        ObservationPoint p;
+        p.seq = static_cast<uint64_t>(s->Int(6));
+        p.at.wall_unix_ms = s->Int(7);
+        p.at.monotonic_ms = s->Int(8);
+        p.at.boot_id = s->Text(9);
+        p.powered_ms = static_cast<uint64_t>(s->Int(10));
+        p.in_use_ms = static_cast<uint64_t>(s->Int(11));
+        r.derivation.last = p;
+      }
+      LiveState& live = r.live;
+      live.state = static_cast<v1::InstrumentState>(s->Int(12));
+      live.state_since_wall_ms = s->Int(13);
+      if (!s->IsNull(14)) live.online = s->Int(14) != 0;
+      live.status_since_unix_ms = s->Int(15);
+      live.last_seen_unix_ms = s->Int(16);
+      live.agent_version = s->Text(17);
+      live.outbox_depth = static_cast<uint64_t>(s->Int(18));
+      live.counters_seq = static_cast<uint64_t>(s->Int(19));
+      live.powered_ms = static_cast<uint64_t>(s->Int(20));
+      live.in_use_ms = static_cast<uint64_t>(s->Int(21));
+      if (!s->IsNull(22)) {
+        Result<Interval> open = ReadInterval(*s, 23);
+        if (!open.ok()) return open.status().WithContext("device '" + r.device_id + "'");
+        r.derivation.open_interval = *open;
+      }
+      if (r.derivation.run_open != r.derivation.open_interval.has_value())
+        return Status::Corruption("database " + db_->path() + ": device '" + r.device_id +
+                                  "': run_open and open_interval_id disagree");
+      by_key[s->Int(0)] = out.size();
+      dev_keys_[r.device_id] = s->Int(0);
+      out.push_back(std::move(dev));
+    }
+    // Islands of consecutive sequences above each device's contiguous prefix.
+    Result<SqliteStatement> ranges = db_->Prepare(
+        "SELECT dev_key, MIN(seq), MAX(seq) FROM ("
+        "  SELECT e.dev_key, e.seq, e.seq - ROW_NUMBER() OVER ("
+        "      PARTITION BY e.dev_key ORDER BY e.seq) AS island"
+        "  FROM devices d JOIN events e ON e.dev_key = d.dev_key AND e.seq > d.contiguous_seq)"
+        " GROUP BY dev_key, island ORDER BY dev_key, 2");
+    if (!ranges.ok()) return ranges.status();
+    while (true) {
+      Result<bool> row = ranges->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      auto it = by_key.find(ranges->Int(0));
+      if (it == by_key.end()) continue;
+      out[it->second].stored_above.push_back(
+          {static_cast<uint64_t>(ranges->Int(1)), static_cast<uint64_t>(ranges->Int(2))});
+    }
+    return out;
+  }
+
+  Result<std::vector<EventRow>> ReadEvents(const std::string& device_id, uint64_t from_seq,
+                                           uint64_t to_seq) override {
+    std::vector<EventRow> out;
+    read_events_->Reset();
+    read_events_->Bind(1, device_id).Bind(2, I64(from_seq)).Bind(3, I64(to_seq));
+    while (true) {
+      Result<bool> row = read_events_->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      const SqliteStatement& s = *read_events_;
+      EventRow e;
+      e.seq = static_cast<uint64_t>(s.Int(0));
+      e.kind = static_cast<int>(s.Int(1));
+      if (!s.IsNull(2)) e.state = static_cast<v1::InstrumentState>(s.Int(2));
+      e.boot_id = s.Text(3);
+      e.monotonic_ms = s.Int(4);
+      e.wall_unix_ms = s.Int(5);
+      if (!s.IsNull(6)) e.powered_ms = static_cast<uint64_t>(s.Int(6));
+      if (!s.IsNull(7)) e.in_use_ms = static_cast<uint64_t>(s.Int(7));
+      e.body = s.Blob(8);
+      e.received_unix_ms = s.Int(9);
+      out.push_back(std::move(e));
+    }
+    read_events_->Reset();
+    return out;
+  }
+
+  Status CommitBatch(const Batch& batch) override {
+    Result<SqliteTransaction> tx = SqliteTransaction::Begin(db_.get());
+    if (!tx.ok()) return tx.status().WithContext("commit batch");
+    std::map<std::string, int64_t> new_keys;  // cached only once the commit succeeded
+    for (const DeviceBatch& dev : batch.devices) {
+      const std::string& id = dev.record.device_id;
+      Result<int64_t> key = DevKey(id, &new_keys);
+      if (!key.ok()) return key.status().WithContext("commit batch: device '" + id + "'");
+      for (const EventRow& e : dev.events) {
+        Status st = InsertEvent(*key, e);
+        if (!st.ok())
+          return st.WithContext("commit batch: device '" + id + "' seq " + std::to_string(e.seq));
+      }
+      for (const Interval& iv : dev.intervals) {
+        Status st = UpsertInterval(*key, iv);
+        if (!st.ok())
+          return st.WithContext("commit batch: device '" + id + "' interval " +
+                                IntervalKindName(iv.kind) + " from seq " +
+                                std::to_string(iv.start_seq));
+      }
+      Status st = UpdateDevice(*key, dev.record);
+      if (!st.ok()) return st.WithContext("commit batch: device '" + id + "'");
+    }
+    INSTRUMETER_RETURN_IF_ERROR(tx->Commit().WithContext("commit batch"));
+    dev_keys_.merge(new_keys);
+    return Status::Ok();
+  }
+
+  Result<std::vector<DeviceInterval>> ReadIntervals(const std::string& device_id,
+                                                    int64_t from_wall_unix_ms,
+                                                    int64_t to_wall_unix_ms) override {
+    Result<SqliteStatement> s =
+        db_->Prepare(std::string("SELECT d.device_id, ") + kIntervalColumns +
+                     " FROM intervals i JOIN devices d ON d.dev_key = i.dev_key"
+                     " WHERE (?1 = '' OR d.device_id = ?1) AND i.duration_ms > 0"
+                     " AND i.start_wall_unix_ms < ?3 AND i.start_wall_unix_ms + i.duration_ms > ?2"
+                     " ORDER BY d.device_id, i.start_wall_unix_ms, i.id");
+    if (!s.ok()) return s.status();
+    s->Bind(1, device_id).Bind(2, from_wall_unix_ms).Bind(3, to_wall_unix_ms);
+    std::vector<DeviceInterval> out;
+    while (true) {
+      Result<bool> row = s->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      Result<Interval> iv = ReadInterval(*s, 1);
+      if (!iv.ok()) return iv.status();
+      out.push_back({s->Text(0), std::move(*iv)});
+    }
+    return out;
+  }
+
+  Result<std::vector<DurationSum>> SumDurations() override {
+    Result<SqliteStatement> s = db_->Prepare(
+        "SELECT d.device_id, i.kind, i.state, SUM(i.duration_ms)"
+        " FROM intervals i JOIN devices d ON d.dev_key = i.dev_key"
+        " GROUP BY i.dev_key, i.kind, i.state ORDER BY d.device_id");
+    if (!s.ok()) return s.status();
+    std::vector<DurationSum> out;
+    while (true) {
+      Result<bool> row = s->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      out.push_back({s->Text(0), s->Text(1) == "gap" ? IntervalKind::kGap : IntervalKind::kState,
+                     static_cast<v1::InstrumentState>(s->Int(2)), s->Int(3)});
+    }
+    return out;
+  }
+
+ private:
+  Status Migrate() {
+    Result<int64_t> version = UserVersion();
+    if (!version.ok()) return version.status();
+    if (*version == static_cast<int64_t>(kMigrations.size())) return Status::Ok();
+    // Another process may be migrating the same file: decide again under the write lock.
+    Result<SqliteTransaction> tx = SqliteTransaction::Begin(db_.get());
+    if (!tx.ok()) return tx.status();
+    version = UserVersion();
+    if (!version.ok()) return version.status();
+    if (*version > static_cast<int64_t>(kMigrations.size()))
+      return Status::FailedPrecondition("database " + db_->path() + " has schema version " +
+                                        std::to_string(*version) + ", newer than this hub's " +
+                                        std::to_string(kMigrations.size()) +
+                                        "; upgrade instrumeter-hub");
+    for (int64_t v = *version; v < static_cast<int64_t>(kMigrations.size()); ++v) {
+      INSTRUMETER_RETURN_IF_ERROR(
+          db_->Exec(kMigrations[static_cast<size_t>(v)])
+              .WithContext("migration to version " + std::to_string(v + 1)));
+      INSTRUMETER_RETURN_IF_ERROR(db_->Exec("PRAGMA user_version = " + std::to_string(v + 1)));
+    }
+    return tx->Commit();
+  }
+
+  Result<int64_t> UserVersion() {
+    Result<SqliteStatement> s = db_->Prepare("PRAGMA user_version");
+    if (!s.ok()) return s.status();
+    Result<bool> row = s->Step();
+    if (!row.ok()) return row.status();
+    return *row ? s->Int(0) : 0;
+  }
+
+  Status PrepareStatements() {
+    struct Item {
+      std::optional<SqliteStatement>* slot;
+      const char* sql;
+    };
+    const Item items[] = {
+        {&insert_event_,
+         "INSERT INTO events(dev_key, seq, kind, state, boot_id, monotonic_ms, wall_unix_ms, "
+         "powered_ms, in_use_ms, body, received_unix_ms) VALUES(?,?,?,?,?,?,?,?,?,?,?)"},
+        {&upsert_interval_,
+         "INSERT INTO intervals(dev_key, kind, state, boot_id, start_wall_unix_ms, duration_ms, "
+         "start_seq, end_seq, start_powered_ms, end_powered_ms, start_in_use_ms, end_in_use_ms, "
+         "flags) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?) "
+         "ON CONFLICT(dev_key, kind, start_seq) DO UPDATE SET state = excluded.state, "
+         "boot_id = excluded.boot_id, start_wall_unix_ms = excluded.start_wall_unix_ms, "
+         "duration_ms = excluded.duration_ms, end_seq = excluded.end_seq, "
+         "start_powered_ms = excluded.start_powered_ms, end_powered_ms = excluded.end_powered_ms, "
+         "start_in_use_ms = excluded.start_in_use_ms, end_in_use_ms = excluded.end_in_use_ms, "
+         "flags = excluded.flags"},
+        {&update_device_,
+         "UPDATE devices SET contiguous_seq = ?2, events_stored = ?3, run_open = ?4, "
+         "run_state = ?5, last_seq = ?6, last_wall_unix_ms = ?7, last_monotonic_ms = ?8, "
+         "last_boot_id = ?9, last_powered_ms = ?10, last_in_use_ms = ?11, "
+         "open_interval_id = (SELECT id FROM intervals WHERE dev_key = ?1 AND kind = 'state' "
+         "AND start_seq = ?12), "
+         "live_state = ?13, state_since_wall_ms = ?14, online = ?15, status_since_unix_ms = ?16, "
+         "last_seen_unix_ms = ?17, agent_version = ?18, outbox_depth = ?19, counters_seq = ?20, "
+         "powered_ms = ?21, in_use_ms = ?22 WHERE dev_key = ?1"},
+        {&insert_device_, "INSERT INTO devices(device_id) VALUES(?) RETURNING dev_key"},
+        {&read_events_,
+         "SELECT e.seq, e.kind, e.state, e.boot_id, e.monotonic_ms, e.wall_unix_ms, e.powered_ms, "
+         "e.in_use_ms, e.body, e.received_unix_ms FROM events e "
+         "JOIN devices d ON d.dev_key = e.dev_key "
+         "WHERE d.device_id = ?1 AND e.seq BETWEEN ?2 AND ?3 ORDER BY e.seq"},
+        {&upsert_instrument_,
+         "INSERT INTO instruments(instrument_id, name, institution, site, city, region, "
+         "created_unix_ms) VALUES(?,?,?,?,?,?,?) ON CONFLICT(instrument_id) DO UPDATE SET "
+         "name = excluded.name, institution = excluded.institution, site = excluded.site, "
+         "city = excluded.city, region = excluded.region"},
+        {&insert_instrument_,
+         "INSERT INTO instruments(instrument_id, name, institution, site, city, region, "
+         "created_unix_ms) VALUES(?,?,?,?,?,?,?)"},
+        {&instrument_exists_, "SELECT 1 FROM instruments WHERE instrument_id = ?"},
+    };
+    for (const Item& item : items) {
+      Result<SqliteStatement> s = db_->Prepare(item.sql);
+      if (!s.ok()) return s.status();
+      item.slot->emplace(std::move(*s));
+    }
+    return Status::Ok();
+  }
+
+  static void BindInstrument(SqliteStatement* s, const Instrument& in, int64_t now_unix_ms) {
+    s->Bind(1, in.instrument_id)
+        .Bind(2, in.name)
+        .Bind(3, in.institution)
+        .Bind(4, in.site)
+        .Bind(5, in.city)
+        .Bind(6, in.region)
+        .Bind(7, now_unix_ms);
+  }
+
+  // The device's integer key, creating its row on first sight. New keys go to *new_keys until
+  // the transaction commits, so a rolled-back row is never cached.
+  Result<int64_t> DevKey(const std::string& device_id, std::map<std::string, int64_t>* new_keys) {
+    if (auto it = dev_keys_.find(device_id); it != dev_keys_.end()) return it->second;
+    if (auto it = new_keys->find(device_id); it != new_keys->end()) return it->second;
+    Result<SqliteStatement> find = db_->Prepare("SELECT dev_key FROM devices WHERE device_id = ?");
+    if (!find.ok()) return find.status();
+    find->Bind(1, device_id);
+    Result<bool> row = find->Step();
+    if (!row.ok()) return row.status();
+    int64_t key = 0;
+    if (*row) {
+      key = find->Int(0);
+    } else {
+      insert_device_->Reset();
+      insert_device_->Bind(1, device_id);
+      Result<bool> inserted = insert_device_->Step();
+      if (!inserted.ok()) return inserted.status();
+      key = insert_device_->Int(0);
+      insert_device_->Reset();
+    }
+    (*new_keys)[device_id] = key;
+    return key;
+  }
+
+  Status InsertEvent(int64_t dev_key, const EventRow& e) {
+    SqliteStatement& s = *insert_event_;
+    s.Reset();
+    s.Bind(1, dev_key).Bind(2, I64(e.seq)).Bind(3, int64_t{e.kind});
+    if (e.state.has_value()) {
+      s.Bind(4, int64_t{*e.state});
+    } else {
+      s.BindNull(4);
+    }
+    s.Bind(5, e.boot_id).Bind(6, e.monotonic_ms).Bind(7, e.wall_unix_ms);
+    if (e.powered_ms.has_value()) {
+      s.Bind(8, I64(*e.powered_ms)).Bind(9, I64(e.in_use_ms.value_or(0)));
+    } else {
+      s.BindNull(8).BindNull(9);
+    }
+    s.BindBlob(10, e.body).Bind(11, e.received_unix_ms);
+    return s.Run();
+  }
+
+  Status UpsertInterval(int64_t dev_key, const Interval& iv) {
+    SqliteStatement& s = *upsert_interval_;
+    s.Reset();
+    s.Bind(1, dev_key).Bind(2, std::string_view(IntervalKindName(iv.kind)));
+    if (iv.kind == IntervalKind::kState) {
+      s.Bind(3, int64_t{iv.state});
+    } else {
+      s.BindNull(3);
+    }
+    s.Bind(4, iv.boot_id)
+        .Bind(5, iv.start_wall_unix_ms)
+        .Bind(6, iv.duration_ms)
+        .Bind(7, I64(iv.start_seq))
+        .Bind(8, I64(iv.end_seq))
+        .Bind(9, I64(iv.start_powered_ms))
+        .Bind(10, I64(iv.end_powered_ms))
+        .Bind(11, I64(iv.start_in_use_ms))
+        .Bind(12, I64(iv.end_in_use_ms))
+        .Bind(13, FlagsToString(iv.flags));
+    return s.Run();
+  }
+
+  Status UpdateDevice(int64_t dev_key, const DeviceRecord& r) {
+    SqliteStatement& s = *update_device_;
+    s.Reset();
+    const DerivationState& d = r.derivation;
+    s.Bind(1, dev_key)
+        .Bind(2, I64(r.contiguous_seq))
+        .Bind(3, I64(r.events_stored))
+        .Bind(4, int64_t{d.run_open})
+        .Bind(5, int64_t{d.state});
+    if (d.last.has_value()) {
+      s.Bind(6, I64(d.last->seq))
+          .Bind(7, d.last->at.wall_unix_ms)
+          .Bind(8, d.last->at.monotonic_ms)
+          .Bind(9, d.last->at.boot_id)
+          .Bind(10, I64(d.last->powered_ms))
+          .Bind(11, I64(d.last->in_use_ms));
+    } else {
+      for (int i = 6; i <= 11; ++i) s.BindNull(i);
+    }
+    if (d.open_interval.has_value()) {
+      s.Bind(12, I64(d.open_interval->start_seq));
+    } else {
+      s.BindNull(12);
+    }
+    const LiveState& live = r.live;
+    s.Bind(13, int64_t{live.state}).Bind(14, live.state_since_wall_ms);
+    if (live.online.has_value()) {
+      s.Bind(15, int64_t{*live.online});
+    } else {
+      s.BindNull(15);
+    }
+    s.Bind(16, live.status_since_unix_ms)
+        .Bind(17, live.last_seen_unix_ms)
+        .Bind(18, live.agent_version)
+        .Bind(19, I64(live.outbox_depth))
+        .Bind(20, I64(live.counters_seq))
+        .Bind(21, I64(live.powered_ms))
+        .Bind(22, I64(live.in_use_ms));
+    return s.Run();
+  }
+
+  std::unique_ptr<SqliteDb> db_;
+  // Declared after db_: statements are finalised before the connection closes.
+  std::optional<SqliteStatement> insert_event_;
+  std::optional<SqliteStatement> upsert_interval_;
+  std::optional<SqliteStatement> update_device_;
+  std::optional<SqliteStatement> insert_device_;
+  std::optional<SqliteStatement> read_events_;
+  std::optional<SqliteStatement> upsert_instrument_;
+  std::optional<SqliteStatement> insert_instrument_;
+  std::optional<SqliteStatement> instrument_exists_;
+  std::map<std::string, int64_t> dev_keys_;  // committed device rows
+};
+
+}  // namespace
+
+int SqliteSchemaVersion() { return static_cast<int>(kMigrations.size()); }
+
+Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteStoreOptions& options) {
+  SqliteDb::Options db_options;
+  db_options.busy_timeout_ms = options.busy_timeout_ms;
+  Result<std::unique_ptr<SqliteDb>> db = SqliteDb::Open(options.path, db_options);
+  if (!db.ok()) return db.status();
+  auto store = std::make_unique<SqliteStore>(std::move(*db));
+  INSTRUMETER_RETURN_IF_ERROR(store->Init());
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace instrumeter::hub
