@@ -281,8 +281,8 @@ void Ingestor::RaiseConflict(const std::string& device_id, const std::vector<uin
   if (seqs.size() > kMaxSeqsInAlarm) list += ", ...";
   // Never rate-limited: each line is a possible forgery or a corrupted agent outbox.
   spdlog::error(
-      "SECURITY ALARM: device '{}' sent {} event(s) whose sequence is already stored with other "
-      "bytes (seq {}); the stored events are kept and the new bytes dropped",
+      "SECURITY ALARM: device '{}' sent {} event(s) whose sequence was already received with other "
+      "bytes (seq {}); the first bytes received are kept and the new ones dropped",
       device_id, seqs.size(), list);
 }
 
