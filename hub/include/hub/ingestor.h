@@ -75,6 +75,8 @@ struct HubMetrics {
   std::atomic<uint64_t> status_messages{0};  // DeviceStatus applied
   std::atomic<uint64_t> status_ignored{0};   // DeviceStatus of unknown devices
   std::atomic<uint64_t> downlink_failures{0};
+  // Set by the MQTT bridge: messages received from the broker and not yet ingested.
+  std::atomic<uint64_t> mqtt_queued_messages{0};
   std::atomic<uint64_t> commit_latency_us_last{0};
   std::atomic<uint64_t> commit_latency_us_max{0};
   std::atomic<uint64_t> commit_latency_us_total{0};

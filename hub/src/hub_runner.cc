@@ -1,0 +1,204 @@
+#include "hub/hub_runner.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "common/backoff.h"
+#include "common/clock.h"
+#include "common/mqtt_link.h"
+#include "hub/ingestor.h"
+#include "hub/sqlite_store.h"
+#include "mqtt_downlink.h"
+#include "protocol/topics.h"
+
+namespace instrumeter::hub {
+namespace {
+
+constexpr int64_t kSummaryIntervalMs = 60'000;
+// Upper bound of one wait, so that a stuck clock computation can never hang the loop.
+constexpr int64_t kMaxWaitMs = 1000;
+constexpr std::chrono::milliseconds kDisconnectTimeout(2000);
+
+// SIGTERM and SIGINT delivered through a file descriptor instead of a handler: the loop polls it
+// beside the MQTT link, and no global flag is needed. Blocking must happen before any thread
+// starts, so that Paho's threads inherit the mask and never take the signal themselves.
+class ShutdownSignals {
+ public:
+  ShutdownSignals() {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGTERM);
+    sigaddset(&set_, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set_, &previous_);
+    fd_ = signalfd(-1, &set_, SFD_NONBLOCK | SFD_CLOEXEC);
+  }
+  ~ShutdownSignals() {
+    if (fd_ >= 0) ::close(fd_);
+    pthread_sigmask(SIG_SETMASK, &previous_, nullptr);
+  }
+  ShutdownSignals(const ShutdownSignals&) = delete;
+  ShutdownSignals& operator=(const ShutdownSignals&) = delete;
+
+  int fd() const { return fd_; }
+  // The signal that arrived, or 0.
+  int Take() {
+    signalfd_siginfo info{};
+    if (::read(fd_, &info, sizeof info) != static_cast<ssize_t>(sizeof info)) return 0;
+    return static_cast<int>(info.ssi_signo);
+  }
+
+ private:
+  sigset_t set_{};
+  sigset_t previous_{};
+  int fd_ = -1;
+};
+
+// The single ingest thread: MQTT events in, ingest batches committed, reconnects with backoff.
+class HubLoop {
+ public:
+  HubLoop(const HubConfig& config, MqttLink* link, Ingestor* ingestor, const Clock* clock,
+          HubMetrics* metrics)
+      : config_(config),
+        link_(link),
+        ingestor_(ingestor),
+        clock_(clock),
+        metrics_(metrics),
+        reconnect_(config.mqtt.reconnect_min_ms, config.mqtt.reconnect_max_ms) {}
+
+  Status Run(ShutdownSignals* signals) {
+    Connect();
+    last_summary_mono_ms_ = clock_->MonotonicMs();
+    last_summary_events_ = metrics_->events_stored;
+    while (true) {
+      pollfd fds[2] = {{link_->wake_fd(), POLLIN, 0}, {signals->fd(), POLLIN, 0}};
+      ::poll(fds, 2, static_cast<int>(WaitMs()));
+      if ((fds[1].revents & POLLIN) != 0) {
+        const int signo = signals->Take();
+        if (signo != 0) {
+          spdlog::info("hub: {} received; finishing the current batch", strsignal(signo));
+          break;
+        }
+      }
+      DrainLink();
+      const int64_t now = clock_->MonotonicMs();
+      if (reconnect_at_mono_ms_.has_value() && now >= *reconnect_at_mono_ms_) Connect();
+      ingestor_->Poll();
+      if (now - last_summary_mono_ms_ >= kSummaryIntervalMs) Summary(now);
+    }
+    // Messages Paho already took from the broker are ingested too: they will not come again
+    // from the broker, only from the agents' outboxes.
+    DrainLink();
+    Status flushed = ingestor_->Flush();
+    link_->Disconnect(kDisconnectTimeout);
+    if (!flushed.ok()) return flushed.WithContext("final commit at shutdown");
+    spdlog::info("hub: stopped; {} events stored in this run", metrics_->events_stored.load());
+    return Status::Ok();
+  }
+
+ private:
+  void Connect() {
+    reconnect_at_mono_ms_.reset();
+    Status st = link_->Connect();
+    if (!st.ok()) ScheduleReconnect(st.message());
+  }
+
+  void ScheduleReconnect(const std::string& why) {
+    const int64_t delay = reconnect_.NextDelayMs();
+    reconnect_at_mono_ms_ = clock_->MonotonicMs() + delay;
+    spdlog::warn("hub: broker {}: {}; reconnecting in {} ms", config_.mqtt.broker, why, delay);
+  }
+
+  int64_t WaitMs() const {
+    const int64_t now = clock_->MonotonicMs();
+    int64_t wait = std::min(kMaxWaitMs, last_summary_mono_ms_ + kSummaryIntervalMs - now);
+    const int64_t due = ingestor_->MsUntilDue();
+    if (due >= 0) wait = std::min(wait, due);
+    if (reconnect_at_mono_ms_.has_value()) wait = std::min(wait, *reconnect_at_mono_ms_ - now);
+    return std::max<int64_t>(0, wait);
+  }
+
+  void DrainLink() {
+    metrics_->mqtt_queued_messages = link_->queued_messages();
+    for (MqttLink::Event& event : link_->TakeEvents()) {
+      switch (event.kind) {
+        case MqttLink::Event::Kind::kMessage:
+          ingestor_->OnMessage(event.topic, event.payload, clock_->WallUnixMs());
+          break;
+        case MqttLink::Event::Kind::kConnected:
+          reconnect_.Reset();
+          spdlog::info("hub: connected to {} as '{}'", config_.mqtt.broker, config_.mqtt.client_id);
+          break;
+        case MqttLink::Event::Kind::kConnectFailed:
+        case MqttLink::Event::Kind::kConnectionLost:
+          if (!reconnect_at_mono_ms_.has_value()) ScheduleReconnect(event.detail);
+          break;
+      }
+    }
+  }
+
+  void Summary(int64_t now) {
+    const uint64_t stored = metrics_->events_stored;
+    const double seconds = static_cast<double>(now - last_summary_mono_ms_) / 1000.0;
+    const HubMetrics::Rejected& r = metrics_->rejected;
+    spdlog::info(
+        "hub: {:.1f} events/s stored, rejected {} (malformed {}, unknown device {}, topic "
+        "mismatch {}, conflicting duplicate {}), {} devices online, {}",
+        static_cast<double>(stored - last_summary_events_) / seconds,
+        r.malformed + r.unknown_device + r.topic_mismatch + r.conflicting_duplicate,
+        r.malformed.load(), r.unknown_device.load(), r.topic_mismatch.load(),
+        r.conflicting_duplicate.load(), ingestor_->DevicesOnline(),
+        ingestor_->healthy() ? std::string("healthy")
+                             : "UNHEALTHY: " + ingestor_->last_error().ToString());
+    last_summary_events_ = stored;
+    last_summary_mono_ms_ = now;
+  }
+
+  const HubConfig& config_;
+  MqttLink* link_;
+  Ingestor* ingestor_;
+  const Clock* clock_;
+  HubMetrics* metrics_;
+  Backoff reconnect_;
+  std::optional<int64_t> reconnect_at_mono_ms_;
+  int64_t last_summary_mono_ms_ = 0;
+  uint64_t last_summary_events_ = 0;
+};
+
+}  // namespace
+
+Status RunHub(const HubConfig& config) {
+  ShutdownSignals signals;
+  if (signals.fd() < 0) return Status::Internal("signalfd failed");
+
+  Result<std::unique_ptr<Store>> store =
+      OpenSqliteStore({.path = config.store.path, .busy_timeout_ms = config.store.busy_timeout_ms});
+  if (!store.ok()) return store.status();
+
+  MqttLink::Options link_options;
+  link_options.broker_url = config.mqtt.broker;
+  link_options.client_id = config.mqtt.client_id;
+  // A persistent session: the broker queues uplink messages while the hub is down.
+  link_options.clean_session = false;
+  link_options.keepalive_s = config.mqtt.keepalive_s;
+  link_options.subscriptions = {protocol::AllDevices(protocol::Channel::kUp),
+                                protocol::AllDevices(protocol::Channel::kStatus)};
+  Result<std::unique_ptr<MqttLink>> link = MqttLink::Create(link_options);
+  if (!link.ok()) return link.status();
+
+  SystemClock clock;
+  HubMetrics metrics;
+  MqttDownlink downlink(link->get(), &clock);
+  Result<std::unique_ptr<Ingestor>> ingestor =
+      Ingestor::Create(store->get(), &downlink, &clock, &metrics, config.ingest);
+  if (!ingestor.ok()) return ingestor.status();
+  spdlog::info("hub: store {}, broker {}", config.store.path, config.mqtt.broker);
+  HubLoop loop(config, link->get(), ingestor->get(), &clock, &metrics);
+  return loop.Run(&signals);
+}
+
+}  // namespace instrumeter::hub
