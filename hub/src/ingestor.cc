@@ -433,6 +433,8 @@ Status Ingestor::Commit() {
   if (!healthy_.exchange(true)) spdlog::info("ingest: commits succeed again");
   metrics_->events_stored += stored;
   ++metrics_->batches;
+  spdlog::debug("ingest: committed {} new events of {} devices in {} us", stored, prepared.size(),
+                metrics_->commit_latency_us_last.load());
 #ifdef INSTRUMETER_FAULT_HOOKS
   if (crash_after_commit_ > 0 && ++commits_ == crash_after_commit_) _exit(137);
 #endif
