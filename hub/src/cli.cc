@@ -90,11 +90,11 @@ std::optional<Failure> CmdRun(const Args& args) {
 }
 
 std::optional<Failure> CmdInstrumentsAdd(const Args& args, std::ostream& out) {
+  Status valid = protocol::ValidateDeviceId(args.instrument.instrument_id);
+  if (!valid.ok()) return Failure{kExitUsage, valid.WithContext("--id")};
   Failure failure{};
   Result<std::unique_ptr<Store>> store = ConfigAndStore(args, &failure);
   if (!store.ok()) return failure;
-  Status valid = protocol::ValidateDeviceId(args.instrument.instrument_id);
-  if (!valid.ok()) return Failure{kExitUsage, valid.WithContext("--id")};
   SystemClock clock;
   Status st = (*store)->AddInstrument(args.instrument, clock.WallUnixMs());
   if (!st.ok()) {

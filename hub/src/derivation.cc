@@ -228,6 +228,21 @@ void IntervalChanges::Put(const Interval& interval) {
   }
 }
 
+const v1::Counters* MeterOf(const v1::Event& event) {
+  switch (event.body_case()) {
+    case v1::Event::kStateChange:
+      return &event.state_change().counters();
+    case v1::Event::kHeartbeat:
+      return &event.heartbeat().counters();
+    case v1::Event::kAgentStop:
+      return &event.agent_stop().counters();
+    case v1::Event::kSessionMark:
+    case v1::Event::BODY_NOT_SET:
+      break;
+  }
+  return nullptr;
+}
+
 void ApplyEvent(const v1::Event& event, DerivationState* state, IntervalChanges* changes) {
   switch (event.body_case()) {
     case v1::Event::kStateChange:

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
+#include <deque>
 
 #include "protocol/topics.h"
 #include "rate_limited_log.h"
@@ -18,35 +19,30 @@ constexpr size_t kMaxRememberedMisses = 10'000;
 // A conflicting-duplicate alarm names at most this many sequences in one line.
 constexpr size_t kMaxSeqsInAlarm = 10;
 
+// Adds `seq` to disjoint inclusive ranges (first -> last), merging with its neighbours.
 void AddToRanges(std::map<uint64_t, uint64_t>* ranges, uint64_t seq) {
+  uint64_t first = seq;
+  uint64_t last = seq;
   auto next = ranges->upper_bound(seq);
-  bool merged = false;
   if (next != ranges->begin()) {
     auto prev = std::prev(next);
     if (prev->second >= seq) return;  // already inside
     if (prev->second + 1 == seq) {
-      prev->second = seq;
-      merged = true;
-      if (next != ranges->end() && next->first == seq + 1) {
-        prev->second = next->second;
-        ranges->erase(next);
-      }
+      first = prev->first;
+      ranges->erase(prev);
     }
   }
-  if (merged) return;
   if (next != ranges->end() && next->first == seq + 1) {
-    const uint64_t last = next->second;
+    last = next->second;
     ranges->erase(next);
-    (*ranges)[seq] = last;
-  } else {
-    (*ranges)[seq] = seq;
   }
+  (*ranges)[first] = last;
 }
 
 // The live view after a batch: state from derivation, counters and agent details from the newest
-// observation points, online from status, last seen from envelopes.
-void UpdateLive(const DerivationState& derivation, const std::map<uint64_t, v1::Event>& new_points,
-                LiveState* live) {
+// observation points (`new_events`, by sequence).
+void UpdateLive(const DerivationState& derivation,
+                const std::map<uint64_t, const v1::Event*>& new_events, LiveState* live) {
   if (derivation.run_open) {
     live->state = derivation.state;
     live->state_since_wall_ms = derivation.open_interval->start_wall_unix_ms;
@@ -54,22 +50,16 @@ void UpdateLive(const DerivationState& derivation, const std::map<uint64_t, v1::
     live->state = v1::INSTRUMENT_STATE_UNSPECIFIED;
     live->state_since_wall_ms = derivation.last.has_value() ? derivation.last->at.wall_unix_ms : 0;
   }
-  for (const auto& [seq, event] : new_points) {
-    if (seq <= live->counters_seq) continue;
-    const v1::Counters* counters = nullptr;
-    if (event.has_heartbeat()) {
-      counters = &event.heartbeat().counters();
-      live->agent_version = event.heartbeat().agent_version();
-      live->outbox_depth = event.heartbeat().outbox_depth();
-    } else if (event.has_state_change()) {
-      counters = &event.state_change().counters();
-    } else if (event.has_agent_stop()) {
-      counters = &event.agent_stop().counters();
-    }
-    if (counters == nullptr) continue;
+  for (const auto& [seq, event] : new_events) {
+    const v1::Counters* meter = MeterOf(*event);
+    if (meter == nullptr || seq <= live->counters_seq) continue;
     live->counters_seq = seq;
-    live->powered_ms = counters->powered_ms();
-    live->in_use_ms = counters->in_use_ms();
+    live->powered_ms = meter->powered_ms();
+    live->in_use_ms = meter->in_use_ms();
+    if (event->has_heartbeat()) {
+      live->agent_version = event->heartbeat().agent_version();
+      live->outbox_depth = event->heartbeat().outbox_depth();
+    }
   }
 }
 
@@ -346,21 +336,22 @@ Status Ingestor::PrepareDevice(const std::string& device_id, const PendingDevice
     record.contiguous_seq = state.above.begin()->second;
     state.above.erase(state.above.begin());
   }
-  std::map<uint64_t, v1::Event> derivable;
+  std::map<uint64_t, const v1::Event*> derivable;
   for (auto it = pending.events.upper_bound(old_contiguous);
        it != pending.events.end() && it->first <= record.contiguous_seq; ++it)
-    derivable.emplace(it->first, it->second.event);
+    derivable.emplace(it->first, &it->second.event);
+  std::deque<v1::Event> fetched;  // a deque keeps the pointers above valid as it grows
   if (derivable.size() < record.contiguous_seq - old_contiguous) {
     // The batch filled a gap: the events after it arrived earlier and are in the store.
     Result<std::vector<EventRow>> stored =
         store_->ReadEvents(device_id, old_contiguous + 1, record.contiguous_seq);
     if (!stored.ok()) return stored.status().WithContext("device '" + device_id + "'");
     for (const EventRow& row : *stored) {
-      v1::Event event;
+      v1::Event& event = fetched.emplace_back();
       if (!event.ParseFromString(row.body))
         return Status::Corruption("device '" + device_id + "' seq " + std::to_string(row.seq) +
                                   ": stored event does not parse");
-      derivable.emplace(row.seq, std::move(event));
+      derivable.emplace(row.seq, &event);
     }
     if (derivable.size() != record.contiguous_seq - old_contiguous)
       return Status::Internal(
@@ -368,13 +359,12 @@ Status Ingestor::PrepareDevice(const std::string& device_id, const PendingDevice
           std::to_string(record.contiguous_seq) + " are counted as stored but some are missing");
   }
   IntervalChanges changes;
-  for (const auto& [seq, event] : derivable) ApplyEvent(event, &record.derivation, &changes);
+  for (const auto& [seq, event] : derivable) ApplyEvent(*event, &record.derivation, &changes);
   batch->intervals = changes.rows();
 
-  std::map<uint64_t, v1::Event> new_points;
-  for (const auto& [seq, event] : pending.events)
-    if (protocol::IsObservationPoint(event.event)) new_points.emplace(seq, event.event);
-  UpdateLive(record.derivation, new_points, &record.live);
+  std::map<uint64_t, const v1::Event*> new_events;
+  for (const auto& [seq, event] : pending.events) new_events.emplace(seq, &event.event);
+  UpdateLive(record.derivation, new_events, &record.live);
   if (pending.online.has_value()) {
     record.live.online = pending.online;
     record.live.status_since_unix_ms = pending.status_since_unix_ms;

@@ -11,27 +11,23 @@ EventRow MakeEventRow(const v1::Event& event, std::string body, int64_t received
   row.wall_unix_ms = event.at().wall_unix_ms();
   row.body = std::move(body);
   row.received_unix_ms = received_unix_ms;
-  const v1::Counters* counters = nullptr;
   switch (event.body_case()) {
     case v1::Event::kStateChange:
       row.state = event.state_change().state();
-      counters = &event.state_change().counters();
       break;
     case v1::Event::kHeartbeat:
       row.state = event.heartbeat().state();
-      counters = &event.heartbeat().counters();
       break;
     case v1::Event::kAgentStop:
       row.state = event.agent_stop().state();
-      counters = &event.agent_stop().counters();
       break;
     case v1::Event::kSessionMark:
     case v1::Event::BODY_NOT_SET:
       break;
   }
-  if (counters != nullptr) {
-    row.powered_ms = counters->powered_ms();
-    row.in_use_ms = counters->in_use_ms();
+  if (const v1::Counters* meter = MeterOf(event)) {
+    row.powered_ms = meter->powered_ms();
+    row.in_use_ms = meter->in_use_ms();
   }
   return row;
 }

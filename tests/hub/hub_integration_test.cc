@@ -220,6 +220,25 @@ TEST_F(HubProcessTest, DuplicatesAreAckedAgainAndStoredOnce) {
   EXPECT_EQ(StoredEvents(), 4u);
 }
 
+TEST_F(HubProcessTest, AcksResumeAfterTheBrokerRestarts) {
+  StartHub();
+  ASSERT_TRUE(PublishUntilAcked(Slice(1, 3), 3));
+  broker_->Kill();
+  ASSERT_TRUE(broker_->Restart().ok());
+  // The fake agent reconnects as the real one would; the hub does so on its own, with backoff.
+  ASSERT_TRUE(instrumeter::testing::WaitFor(
+      [&] {
+        if (!agent_->connected()) (void)agent_->Connect();
+        agent_->WaitForEvents(std::chrono::milliseconds(200));
+        Drain();
+        return agent_->connected();
+      },
+      std::chrono::seconds(10)));
+  ASSERT_TRUE(PublishUntilAcked(Slice(4, 8), 8));
+  EXPECT_EQ(hub_.Stop(), 0);
+  EXPECT_EQ(StoredEvents(), 8u);
+}
+
 #ifdef INSTRUMETER_FAULT_HOOKS
 TEST_F(HubProcessTest, CrashAfterCommitBeforeAckIsRecoveredByTheResend) {
   setenv("INSTRUMETER_FAULT", "crash_after_commit:1", 1);

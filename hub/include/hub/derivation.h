@@ -110,6 +110,10 @@ class IntervalChanges {
   std::map<std::pair<IntervalKind, uint64_t>, size_t> index_;
 };
 
+// The meter an observation point carries (StateChange, Heartbeat, AgentStop); nullptr for a
+// SessionMark.
+const v1::Counters* MeterOf(const v1::Event& event);
+
 // Applies the next event of a device (the lowest sequence not yet derived; the caller guarantees
 // every lower sequence was applied before) to `state`, and records each interval it opens,
 // extends or closes in `changes`. SessionMarks change nothing.
