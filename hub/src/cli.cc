@@ -85,7 +85,9 @@ std::optional<Failure> CmdRun(const Args& args) {
   Result<HubConfig> config = LoadConfig(args);
   if (!config.ok()) return Failure{kExitUsage, config.status()};
   Status st = RunHub(*config);
-  if (!st.ok()) return Failure{kExitRuntime, st};
+  // A broker URL Paho refuses is a configuration mistake, not a runtime failure.
+  if (!st.ok())
+    return Failure{st.code() == Status::Code::kInvalidArgument ? kExitUsage : kExitRuntime, st};
   return std::nullopt;
 }
 
