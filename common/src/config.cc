@@ -8,10 +8,14 @@ namespace {
 
 bool TypeMatches(const toml::node& node, Type type) {
   switch (type) {
-    case Type::kString: return node.is_string();
-    case Type::kInteger: return node.is_integer();
-    case Type::kBoolean: return node.is_boolean();
-    case Type::kFloat: return node.is_floating_point() || node.is_integer();
+    case Type::kString:
+      return node.is_string();
+    case Type::kInteger:
+      return node.is_integer();
+    case Type::kBoolean:
+      return node.is_boolean();
+    case Type::kFloat:
+      return node.is_floating_point() || node.is_integer();
     case Type::kStringArray: {
       const toml::array* arr = node.as_array();
       if (arr == nullptr) return false;
@@ -19,8 +23,10 @@ bool TypeMatches(const toml::node& node, Type type) {
         if (!el.is_string()) return false;
       return true;
     }
-    case Type::kTable: return node.is_table();
-    case Type::kTableArray: return node.is_array_of_tables();
+    case Type::kTable:
+      return node.is_table();
+    case Type::kTableArray:
+      return node.is_array_of_tables();
   }
   return false;
 }
@@ -51,13 +57,20 @@ std::string FormatParseError(const toml::parse_error& err, const std::string& so
 
 const char* TypeName(Type type) {
   switch (type) {
-    case Type::kString: return "string";
-    case Type::kInteger: return "integer";
-    case Type::kBoolean: return "boolean";
-    case Type::kFloat: return "number";
-    case Type::kStringArray: return "array of strings";
-    case Type::kTable: return "table";
-    case Type::kTableArray: return "array of tables";
+    case Type::kString:
+      return "string";
+    case Type::kInteger:
+      return "integer";
+    case Type::kBoolean:
+      return "boolean";
+    case Type::kFloat:
+      return "number";
+    case Type::kStringArray:
+      return "array of strings";
+    case Type::kTable:
+      return "table";
+    case Type::kTableArray:
+      return "array of tables";
   }
   return "?";
 }

@@ -8,10 +8,17 @@ namespace {
 const Schema& TestSchema() {
   static const Schema kSchema = {
       {.name = "device_id", .type = Type::kString, .description = "id", .required = true},
-      {.name = "poll_interval_ms", .type = Type::kInteger, .default_value = int64_t{1000},
-       .description = "poll", .min = 10, .max = 3'600'000},
-      {.name = "mode", .type = Type::kString, .default_value = std::string("fast"),
-       .description = "mode", .one_of = {"fast", "slow"}},
+      {.name = "poll_interval_ms",
+       .type = Type::kInteger,
+       .default_value = int64_t{1000},
+       .description = "poll",
+       .min = 10,
+       .max = 3'600'000},
+      {.name = "mode",
+       .type = Type::kString,
+       .default_value = std::string("fast"),
+       .description = "mode",
+       .one_of = {"fast", "slow"}},
       {.name = "tags", .type = Type::kStringArray, .description = "tags"},
       {.name = "mqtt", .type = Type::kTable, .description = "broker"},
   };

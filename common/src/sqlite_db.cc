@@ -36,9 +36,9 @@ SqliteStatement& SqliteStatement::Bind(int index, double value) {
 }
 
 SqliteStatement& SqliteStatement::Bind(int index, std::string_view text) {
-  NoteBindError(sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()),
-                                  SQLITE_TRANSIENT),
-                index);
+  NoteBindError(
+      sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT),
+      index);
   return *this;
 }
 
@@ -98,8 +98,7 @@ std::string SqliteStatement::Blob(int column) const {
                      static_cast<size_t>(sqlite3_column_bytes(stmt_, column)));
 }
 
-Result<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path,
-                                                 const Options& options) {
+Result<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path, const Options& options) {
   int flags = options.read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
   if (options.create && !options.read_only) flags |= SQLITE_OPEN_CREATE;
   flags |= SQLITE_OPEN_NOMUTEX;
@@ -144,18 +143,25 @@ int SqliteDb::Changes() const { return sqlite3_changes(db_); }
 Status SqliteDb::Error(int rc, const std::string& what) const {
   std::string msg = "database " + path_ + ": " + what + ": " + sqlite3_errmsg(db_);
   switch (rc & 0xff) {
-    case SQLITE_FULL: return Status::ResourceExhausted(msg);
+    case SQLITE_FULL:
+      return Status::ResourceExhausted(msg);
     case SQLITE_IOERR:
     case SQLITE_CANTOPEN:
-    case SQLITE_READONLY: return Status::IoError(msg);
+    case SQLITE_READONLY:
+      return Status::IoError(msg);
     case SQLITE_CORRUPT:
-    case SQLITE_NOTADB: return Status::Corruption(msg);
+    case SQLITE_NOTADB:
+      return Status::Corruption(msg);
     case SQLITE_BUSY:
-    case SQLITE_LOCKED: return Status::Unavailable(msg);
-    case SQLITE_CONSTRAINT: return Status::AlreadyExists(msg);
+    case SQLITE_LOCKED:
+      return Status::Unavailable(msg);
+    case SQLITE_CONSTRAINT:
+      return Status::AlreadyExists(msg);
     case SQLITE_MISUSE:
-    case SQLITE_RANGE: return Status::Internal(msg);
-    default: return Status::IoError(msg);
+    case SQLITE_RANGE:
+      return Status::Internal(msg);
+    default:
+      return Status::IoError(msg);
   }
 }
 

@@ -14,16 +14,26 @@ std::string Status::ToString() const {
 
 const char* Status::CodeName(Code code) {
   switch (code) {
-    case Code::kOk: return "OK";
-    case Code::kInvalidArgument: return "InvalidArgument";
-    case Code::kNotFound: return "NotFound";
-    case Code::kAlreadyExists: return "AlreadyExists";
-    case Code::kFailedPrecondition: return "FailedPrecondition";
-    case Code::kCorruption: return "Corruption";
-    case Code::kIoError: return "IoError";
-    case Code::kUnavailable: return "Unavailable";
-    case Code::kResourceExhausted: return "ResourceExhausted";
-    case Code::kInternal: return "Internal";
+    case Code::kOk:
+      return "OK";
+    case Code::kInvalidArgument:
+      return "InvalidArgument";
+    case Code::kNotFound:
+      return "NotFound";
+    case Code::kAlreadyExists:
+      return "AlreadyExists";
+    case Code::kFailedPrecondition:
+      return "FailedPrecondition";
+    case Code::kCorruption:
+      return "Corruption";
+    case Code::kIoError:
+      return "IoError";
+    case Code::kUnavailable:
+      return "Unavailable";
+    case Code::kResourceExhausted:
+      return "ResourceExhausted";
+    case Code::kInternal:
+      return "Internal";
   }
   return "Unknown";
 }

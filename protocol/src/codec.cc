@@ -8,12 +8,15 @@
 namespace instrumeter::protocol {
 namespace {
 
-bool ValidState(int s) { return s >= v1::INSTRUMENT_STATE_OFF && s <= v1::INSTRUMENT_STATE_UNKNOWN; }
+bool ValidState(int s) {
+  return s >= v1::INSTRUMENT_STATE_OFF && s <= v1::INSTRUMENT_STATE_UNKNOWN;
+}
 
 Status CheckEvent(const v1::Event& event, uint64_t expected_sequence) {
   const std::string where = "event " + std::to_string(expected_sequence);
   if (event.sequence() != expected_sequence)
-    return Status::InvalidArgument(where + ": carries sequence " + std::to_string(event.sequence()));
+    return Status::InvalidArgument(where + ": carries sequence " +
+                                   std::to_string(event.sequence()));
   if (!event.has_at() || event.at().boot_id().empty())
     return Status::InvalidArgument(where + ": has no time or boot id");
   switch (event.body_case()) {
@@ -90,12 +93,18 @@ std::string EncodeEnvelope(const std::string& device_id, const std::string& boot
 
 const char* StateName(v1::InstrumentState state) {
   switch (state) {
-    case v1::INSTRUMENT_STATE_OFF: return "OFF";
-    case v1::INSTRUMENT_STATE_IDLE: return "IDLE";
-    case v1::INSTRUMENT_STATE_IN_USE: return "IN_USE";
-    case v1::INSTRUMENT_STATE_FAULT: return "FAULT";
-    case v1::INSTRUMENT_STATE_UNKNOWN: return "UNKNOWN";
-    default: return "UNSPECIFIED";
+    case v1::INSTRUMENT_STATE_OFF:
+      return "OFF";
+    case v1::INSTRUMENT_STATE_IDLE:
+      return "IDLE";
+    case v1::INSTRUMENT_STATE_IN_USE:
+      return "IN_USE";
+    case v1::INSTRUMENT_STATE_FAULT:
+      return "FAULT";
+    case v1::INSTRUMENT_STATE_UNKNOWN:
+      return "UNKNOWN";
+    default:
+      return "UNSPECIFIED";
   }
 }
 

@@ -29,12 +29,17 @@ TEST(CodecTest, RoundTripKeepsExactEventBytes) {
 TEST(CodecTest, RefusesStructuralLies) {
   EXPECT_FALSE(DecodeEnvelope("not protobuf \xff\xff").ok());
   EXPECT_FALSE(DecodeEnvelope(EncodeEnvelope("nmr-1", "b", 1, {})).ok()) << "no events";
-  EXPECT_FALSE(DecodeEnvelope(EncodeEnvelope("nmr-1", "b", 0, {MakeEvent(0, v1::INSTRUMENT_STATE_OFF)})).ok());
+  EXPECT_FALSE(
+      DecodeEnvelope(EncodeEnvelope("nmr-1", "b", 0, {MakeEvent(0, v1::INSTRUMENT_STATE_OFF)}))
+          .ok());
   auto gap = DecodeEnvelope(EncodeEnvelope(
-      "nmr-1", "b", 7, {MakeEvent(7, v1::INSTRUMENT_STATE_OFF), MakeEvent(9, v1::INSTRUMENT_STATE_OFF)}));
+      "nmr-1", "b", 7,
+      {MakeEvent(7, v1::INSTRUMENT_STATE_OFF), MakeEvent(9, v1::INSTRUMENT_STATE_OFF)}));
   ASSERT_FALSE(gap.ok());
   EXPECT_NE(gap.status().message().find("event 8"), std::string::npos) << gap.status().message();
-  EXPECT_FALSE(DecodeEnvelope(EncodeEnvelope("bad/id", "b", 1, {MakeEvent(1, v1::INSTRUMENT_STATE_OFF)})).ok());
+  EXPECT_FALSE(
+      DecodeEnvelope(EncodeEnvelope("bad/id", "b", 1, {MakeEvent(1, v1::INSTRUMENT_STATE_OFF)}))
+          .ok());
   v1::Event no_body;
   no_body.set_sequence(1);
   no_body.mutable_at()->set_boot_id("b");

@@ -5,10 +5,14 @@ namespace {
 
 std::string_view ChannelName(Channel channel) {
   switch (channel) {
-    case Channel::kUp: return "up";
-    case Channel::kAck: return "ack";
-    case Channel::kStatus: return "status";
-    case Channel::kCmd: return "cmd";
+    case Channel::kUp:
+      return "up";
+    case Channel::kAck:
+      return "ack";
+    case Channel::kStatus:
+      return "status";
+    case Channel::kCmd:
+      return "cmd";
   }
   return "?";
 }
@@ -36,7 +40,8 @@ Result<DeviceTopic> ParseTopic(std::string_view topic) {
     return Status::InvalidArgument("topic '" + std::string(topic) + "' has no channel");
   std::string_view device = rest.substr(0, slash);
   std::string_view channel = rest.substr(slash + 1);
-  INSTRUMETER_RETURN_IF_ERROR(ValidateDeviceId(device).WithContext("topic '" + std::string(topic) + "'"));
+  INSTRUMETER_RETURN_IF_ERROR(
+      ValidateDeviceId(device).WithContext("topic '" + std::string(topic) + "'"));
   for (Channel c : {Channel::kUp, Channel::kAck, Channel::kStatus, Channel::kCmd})
     if (channel == ChannelName(c)) return DeviceTopic{std::string(device), c};
   return Status::InvalidArgument("topic '" + std::string(topic) + "' has unknown channel '" +

@@ -45,7 +45,8 @@ Result<toml::table> ParseString(const std::string& text, const std::string& sour
 // a key that is not in the schema is a programming error and aborts in debug builds.
 class Section {
  public:
-  // `where` names the section in messages, e.g. "agent.toml [mqtt]" or "agent.toml [[adapter]] 'power'".
+  // `where` names the section in messages, e.g. "agent.toml [mqtt]" or "agent.toml [[adapter]]
+  // 'power'".
   static Result<Section> Make(const toml::table& table, const Schema& schema, std::string where);
 
   bool Has(const std::string& name) const;

@@ -36,9 +36,6 @@ class MqttLink {
     std::optional<Will> will;
     // Subscribed at QoS 1 on every connect, before kConnected is reported.
     std::vector<std::string> subscriptions;
-    // When this many messages wait unread, Paho's callback thread blocks, so the broker holds the
-    // rest (back-pressure instead of unbounded memory). 0: unbounded.
-    size_t max_queued_messages = 0;
   };
 
   struct Event {
@@ -69,6 +66,10 @@ class MqttLink {
   bool WaitForEvents(std::chrono::milliseconds timeout);
   // Removes and returns every waiting event, oldest first.
   std::vector<Event> TakeEvents();
+  // Messages received and not yet taken. The queue is unbounded on purpose: Paho C holds a
+  // process-wide lock while it runs our callback, so blocking there for back-pressure would stall
+  // every publish in the process (the hub's acks included). Owners watch this as a metric.
+  size_t queued_messages() const;
 
  private:
   struct Impl;

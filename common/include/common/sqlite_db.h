@@ -62,8 +62,8 @@ class SqliteDb {
   struct Options {
     bool read_only = false;
     bool create = true;
-    std::string journal_mode = "WAL";   // WAL | DELETE
-    std::string synchronous = "FULL";   // FULL | NORMAL | OFF
+    std::string journal_mode = "WAL";  // WAL | DELETE
+    std::string synchronous = "FULL";  // FULL | NORMAL | OFF
     int busy_timeout_ms = 5000;
   };
 

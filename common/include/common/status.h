@@ -32,7 +32,9 @@ class Status {
   Status() = default;  // OK
 
   static Status Ok() { return Status(); }
-  static Status InvalidArgument(std::string msg) { return {Code::kInvalidArgument, std::move(msg)}; }
+  static Status InvalidArgument(std::string msg) {
+    return {Code::kInvalidArgument, std::move(msg)};
+  }
   static Status NotFound(std::string msg) { return {Code::kNotFound, std::move(msg)}; }
   static Status AlreadyExists(std::string msg) { return {Code::kAlreadyExists, std::move(msg)}; }
   static Status FailedPrecondition(std::string msg) {
@@ -67,7 +69,7 @@ class Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit by design
   Result(Status status) : status_(std::move(status)) {  // NOLINT: implicit by design
     if (status_.ok()) status_ = Status::Internal("Result built from an OK status without a value");
   }
@@ -91,8 +93,8 @@ class [[nodiscard]] Result {
 }  // namespace instrumeter
 
 // Returns early from the calling function when `expr` (a Status) is not OK.
-#define INSTRUMETER_RETURN_IF_ERROR(expr)         \
-  do {                                            \
-    ::instrumeter::Status _st = (expr);           \
-    if (!_st.ok()) return _st;                    \
+#define INSTRUMETER_RETURN_IF_ERROR(expr) \
+  do {                                    \
+    ::instrumeter::Status _st = (expr);   \
+    if (!_st.ok()) return _st;            \
   } while (false)

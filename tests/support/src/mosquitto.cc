@@ -18,13 +18,17 @@ Result<std::unique_ptr<TestBroker>> TestBroker::Start(const Options& options) {
   // Started as root, mosquitto drops to the `mosquitto` user unless told to stay.
   WriteFile(broker->config_path_,
             "# test broker: loopback only, anonymous, never for production\n"
-            "listener " + std::to_string(broker->port_) + " 127.0.0.1\n"
-            "allow_anonymous true\n"
-            "user root\n"
-            "persistence true\n"
-            "persistence_location " + persistence + "\n"
-            "log_dest stderr\n"
-            "log_type error\nlog_type warning\nlog_type notice\n" +
+            "listener " +
+                std::to_string(broker->port_) +
+                " 127.0.0.1\n"
+                "allow_anonymous true\n"
+                "user root\n"
+                "persistence true\n"
+                "persistence_location " +
+                persistence +
+                "\n"
+                "log_dest stderr\n"
+                "log_type error\nlog_type warning\nlog_type notice\n" +
                 options.extra_config + "\n");
   INSTRUMETER_RETURN_IF_ERROR(broker->Launch());
   return broker;

@@ -14,9 +14,9 @@
 namespace instrumeter::adapters {
 
 struct AdapterType {
-  std::string name;                    // the value of `type` in an [[adapter]] section
-  std::string description;             // one line, for --help and docs
-  const config::Schema* schema;        // the adapter's own keys (without `name` and `type`)
+  std::string name;              // the value of `type` in an [[adapter]] section
+  std::string description;       // one line, for --help and docs
+  const config::Schema* schema;  // the adapter's own keys (without `name` and `type`)
   std::function<std::unique_ptr<Adapter>(const AdapterContext&)> make;
 };
 

@@ -1,0 +1,196 @@
+#include "common/mqtt_link.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <mqtt/async_client.h>
+#include <atomic>
+#include <deque>
+#include <mutex>
+
+namespace instrumeter {
+namespace {
+
+constexpr int kQos = 1;
+
+}  // namespace
+
+struct MqttLink::Impl {
+  // Paho calls these on its own thread; each only enqueues.
+  class ConnectListener : public mqtt::iaction_listener {
+   public:
+    explicit ConnectListener(Impl* impl) : impl_(impl) {}
+    void on_success(const mqtt::token&) override { impl_->Subscribe(); }
+    void on_failure(const mqtt::token& tok) override {
+      impl_->Push({Event::Kind::kConnectFailed, "connect to " + impl_->options.broker_url +
+                                                    " failed (code " +
+                                                    std::to_string(tok.get_return_code()) + ")"});
+    }
+
+   private:
+    Impl* impl_;
+  };
+
+  class SubscribeListener : public mqtt::iaction_listener {
+   public:
+    explicit SubscribeListener(Impl* impl) : impl_(impl) {}
+    void on_success(const mqtt::token&) override { impl_->Ready(); }
+    void on_failure(const mqtt::token& tok) override {
+      impl_->Push({Event::Kind::kConnectFailed,
+                   "subscribe failed (code " + std::to_string(tok.get_return_code()) + ")"});
+      try {
+        impl_->client->disconnect();
+      } catch (const mqtt::exception&) {
+      }
+    }
+
+   private:
+    Impl* impl_;
+  };
+
+  Options options;
+  std::unique_ptr<mqtt::async_client> client;
+  ConnectListener connect_listener{this};
+  SubscribeListener subscribe_listener{this};
+  int event_fd = -1;
+  std::atomic<bool> connected{false};
+
+  mutable std::mutex mu;
+  std::deque<Event> queue;
+  size_t queued_messages = 0;
+
+  // Never blocks: Paho runs this under its process-wide lock.
+  void Push(Event event) {
+    {
+      std::lock_guard lock(mu);
+      queued_messages += event.kind == Event::Kind::kMessage;
+      queue.push_back(std::move(event));
+    }
+    const uint64_t one = 1;
+    (void)!::write(event_fd, &one, sizeof one);
+  }
+
+  void Ready() {
+    connected = true;
+    Push({Event::Kind::kConnected, options.broker_url});
+  }
+
+  void Subscribe() {
+    if (options.subscriptions.empty()) return Ready();
+    auto topics = mqtt::string_collection::create(options.subscriptions);
+    mqtt::iasync_client::qos_collection qos(options.subscriptions.size(), kQos);
+    try {
+      client->subscribe(topics, qos, nullptr, subscribe_listener);
+    } catch (const mqtt::exception& e) {
+      Push({Event::Kind::kConnectFailed, std::string("subscribe failed: ") + e.what()});
+    }
+  }
+};
+
+MqttLink::MqttLink(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Result<std::unique_ptr<MqttLink>> MqttLink::Create(const Options& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  impl->event_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (impl->event_fd < 0) return Status::IoError("eventfd failed");
+  try {
+    // No Paho persistence: what must survive lives in our own stores.
+    impl->client =
+        std::make_unique<mqtt::async_client>(options.broker_url, options.client_id, nullptr);
+  } catch (const mqtt::exception& e) {
+    ::close(impl->event_fd);
+    return Status::InvalidArgument("MQTT broker '" + options.broker_url + "': " + e.what());
+  }
+  Impl* raw = impl.get();
+  raw->client->set_connection_lost_handler([raw](const std::string& cause) {
+    raw->connected = false;
+    raw->Push({Event::Kind::kConnectionLost, cause.empty() ? "connection lost" : cause});
+  });
+  raw->client->set_message_callback([raw](mqtt::const_message_ptr msg) {
+    Event e{Event::Kind::kMessage, {}, msg->get_topic(), msg->to_string(), msg->is_retained()};
+    raw->Push(std::move(e));
+  });
+  return std::unique_ptr<MqttLink>(new MqttLink(std::move(impl)));
+}
+
+MqttLink::~MqttLink() {
+  if (impl_->connected) Disconnect(std::chrono::milliseconds(1000));
+  impl_->client.reset();  // joins Paho's threads before the listeners go away
+  ::close(impl_->event_fd);
+}
+
+Status MqttLink::Connect() {
+  mqtt::connect_options opts;
+  opts.set_clean_session(impl_->options.clean_session);
+  opts.set_keep_alive_interval(impl_->options.keepalive_s);
+  opts.set_connect_timeout(std::chrono::milliseconds(impl_->options.connect_timeout_ms));
+  opts.set_max_inflight(impl_->options.max_inflight);
+  opts.set_automatic_reconnect(false);
+  if (impl_->options.will) {
+    const Will& w = *impl_->options.will;
+    opts.set_will(
+        mqtt::will_options(w.topic, w.payload.data(), w.payload.size(), kQos, w.retained));
+  }
+  try {
+    impl_->client->connect(opts, nullptr, impl_->connect_listener);
+  } catch (const mqtt::exception& e) {
+    return Status::Unavailable("connect to " + impl_->options.broker_url + ": " + e.what());
+  }
+  return Status::Ok();
+}
+
+bool MqttLink::connected() const { return impl_->connected && impl_->client->is_connected(); }
+
+Status MqttLink::Publish(const std::string& topic, const std::string& payload, bool retained) {
+  if (!connected()) return Status::Unavailable("not connected to " + impl_->options.broker_url);
+  try {
+    impl_->client->publish(topic, payload.data(), payload.size(), kQos, retained);
+  } catch (const mqtt::exception& e) {
+    return Status::Unavailable("publish to " + topic + ": " + e.what());
+  }
+  return Status::Ok();
+}
+
+void MqttLink::Disconnect(std::chrono::milliseconds timeout) {
+  impl_->connected = false;
+  try {
+    if (impl_->client->is_connected())
+      impl_->client->disconnect(static_cast<int>(timeout.count()))->wait_for(timeout);
+  } catch (const mqtt::exception&) {
+    // Already gone: nothing left to close.
+  }
+}
+
+int MqttLink::wake_fd() const { return impl_->event_fd; }
+
+bool MqttLink::WaitForEvents(std::chrono::milliseconds timeout) {
+  {
+    std::lock_guard lock(impl_->mu);
+    if (!impl_->queue.empty()) return true;
+  }
+  pollfd pfd{impl_->event_fd, POLLIN, 0};
+  return ::poll(&pfd, 1, static_cast<int>(timeout.count())) > 0;
+}
+
+std::vector<MqttLink::Event> MqttLink::TakeEvents() {
+  uint64_t count = 0;
+  (void)!::read(impl_->event_fd, &count, sizeof count);
+  std::vector<Event> out;
+  {
+    std::lock_guard lock(impl_->mu);
+    out.assign(std::make_move_iterator(impl_->queue.begin()),
+               std::make_move_iterator(impl_->queue.end()));
+    impl_->queue.clear();
+    impl_->queued_messages = 0;
+  }
+  return out;
+}
+
+size_t MqttLink::queued_messages() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->queued_messages;
+}
+
+}  // namespace instrumeter

@@ -1,0 +1,108 @@
+#include "common/mqtt_link.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "test_support/mosquitto.h"
+
+namespace instrumeter {
+namespace {
+
+using Kind = MqttLink::Event::Kind;
+
+// Collects events from a link until `want` of kind `kind` arrived or `timeout` passed.
+std::vector<MqttLink::Event> Collect(MqttLink& link, Kind kind, size_t want,
+                                     std::chrono::milliseconds timeout) {
+  std::vector<MqttLink::Event> got;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  size_t matching = 0;
+  while (matching < want && std::chrono::steady_clock::now() < deadline) {
+    link.WaitForEvents(std::chrono::milliseconds(100));
+    for (auto& e : link.TakeEvents()) {
+      matching += e.kind == kind;
+      got.push_back(std::move(e));
+    }
+  }
+  return got;
+}
+
+size_t CountKind(const std::vector<MqttLink::Event>& events, Kind kind) {
+  size_t n = 0;
+  for (const auto& e : events) n += e.kind == kind;
+  return n;
+}
+
+class MqttLinkTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto b = testing::TestBroker::Start();
+    ASSERT_TRUE(b.ok()) << b.status().ToString();
+    broker_ = std::move(*b);
+  }
+
+  std::unique_ptr<MqttLink> MakeLink(const std::string& id, std::vector<std::string> subs) {
+    MqttLink::Options o;
+    o.broker_url = broker_->url();
+    o.client_id = id;
+    o.subscriptions = std::move(subs);
+    auto link = MqttLink::Create(o);
+    EXPECT_TRUE(link.ok()) << link.status().ToString();
+    EXPECT_TRUE((*link)->Connect().ok());
+    auto events = Collect(**link, Kind::kConnected, 1, std::chrono::seconds(10));
+    EXPECT_EQ(CountKind(events, Kind::kConnected), 1u);
+    return std::move(*link);
+  }
+
+  std::unique_ptr<testing::TestBroker> broker_;
+};
+
+TEST_F(MqttLinkTest, DeliversMessagesInOrderAndCountsTheQueue) {
+  auto sub = MakeLink("sub", {"t/#"});
+  auto pub = MakeLink("pub", {});
+  for (int i = 0; i < 50; ++i)
+    ASSERT_TRUE(pub->Publish("t/x", "m" + std::to_string(i), false).ok());
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return sub->queued_messages() == 50; }, std::chrono::seconds(10)));
+  auto got = Collect(*sub, Kind::kMessage, 50, std::chrono::seconds(10));
+  ASSERT_EQ(CountKind(got, Kind::kMessage), 50u);
+  int i = 0;
+  for (const auto& e : got) {
+    if (e.kind == Kind::kMessage) {
+      EXPECT_EQ(e.payload, "m" + std::to_string(i++));
+    }
+  }
+}
+
+TEST_F(MqttLinkTest, ReportsLossAndReconnectsAfterBrokerRestart) {
+  auto link = MakeLink("a", {"t/#"});
+  broker_->Kill();
+  auto lost = Collect(*link, Kind::kConnectionLost, 1, std::chrono::seconds(10));
+  EXPECT_EQ(CountKind(lost, Kind::kConnectionLost), 1u);
+  EXPECT_FALSE(link->connected());
+  EXPECT_FALSE(link->Publish("t/x", "p", false).ok()) << "publishing while down must fail";
+  ASSERT_TRUE(link->Connect().ok());
+  auto failed = Collect(*link, Kind::kConnectFailed, 1, std::chrono::seconds(15));
+  EXPECT_EQ(CountKind(failed, Kind::kConnectFailed), 1u);
+  ASSERT_TRUE(broker_->Restart().ok());
+  ASSERT_TRUE(link->Connect().ok());
+  auto back = Collect(*link, Kind::kConnected, 1, std::chrono::seconds(15));
+  EXPECT_EQ(CountKind(back, Kind::kConnected), 1u);
+  EXPECT_TRUE(link->Publish("t/x", "p", false).ok());
+  auto echo = Collect(*link, Kind::kMessage, 1, std::chrono::seconds(5));
+  EXPECT_EQ(CountKind(echo, Kind::kMessage), 1u) << "subscriptions are renewed on reconnect";
+}
+
+TEST_F(MqttLinkTest, RetainedStatusIsSeenByLateSubscribers) {
+  auto pub = MakeLink("dev", {});
+  ASSERT_TRUE(pub->Publish("instrumeter/v1/dev/status", "online", true).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  auto late = MakeLink("late", {"instrumeter/v1/+/status"});
+  auto got = Collect(*late, Kind::kMessage, 1, std::chrono::seconds(5));
+  ASSERT_EQ(CountKind(got, Kind::kMessage), 1u);
+  EXPECT_TRUE(got.back().retained);
+  EXPECT_EQ(got.back().payload, "online");
+}
+
+}  // namespace
+}  // namespace instrumeter
