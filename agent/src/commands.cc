@@ -2,6 +2,7 @@
 
 #include <cinttypes>
 #include <cstdio>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "adapter_set.h"
@@ -212,6 +213,9 @@ int CheckCommand(const std::string& config_path, std::ostream& out, std::ostream
   if (!config.ok()) return kExitUsage;
   out << "configuration " << config_path << ": ok (device " << config->device_id << ", "
       << config->adapters.size() << " adapter(s))\n";
+  // Adapters may keep small files in state_dir (the simulator's anchor), as they do when running.
+  std::error_code ec;
+  std::filesystem::create_directories(config->state_dir, ec);
   SystemClock clock;
   auto set = AdapterSet::Create(*config, &clock, MakeNullLogger());
   if (!set.ok()) {

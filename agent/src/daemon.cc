@@ -227,7 +227,8 @@ int RunDaemon(const AgentConfig& config, Logger log) {
   if (rec.outbox().depth() > 0)
     log->info("{} event(s) not yet acknowledged stay in the outbox for the next run",
               rec.outbox().depth());
-  up.Shutdown(std::chrono::milliseconds(std::max<int64_t>(config.mqtt.shutdown_flush_ms, 1000)));
+  // Long enough for the offline status to leave; the events are safe in the outbox anyway.
+  up.Shutdown(std::chrono::milliseconds(1000));
   (*adapters)->Stop();
   log->info("stopped");
   return exit_code;
