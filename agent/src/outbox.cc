@@ -6,6 +6,20 @@
 namespace instrumeter::agent {
 namespace {
 
+// Every commit writes each page it touched to the WAL; an append touches about three (the outbox
+// leaf, meta, sometimes an interior page), so small pages cut the agent's disk writes roughly
+// fourfold. The page size is fixed once a database is in WAL mode, hence set at creation.
+constexpr int kPageBytes = 1024;
+
+Status Create(const std::string& path) {
+  auto db = SqliteDb::Open(path, SqliteDb::Options{.journal_mode = "DELETE"});
+  if (!db.ok()) return db.status();
+  INSTRUMETER_RETURN_IF_ERROR((*db)->Exec("PRAGMA page_size=" + std::to_string(kPageBytes)));
+  return (*db)->Exec(
+      "CREATE TABLE IF NOT EXISTS outbox(seq INTEGER PRIMARY KEY, body BLOB NOT NULL);"
+      "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value);");
+}
+
 constexpr char kSchema[] =
     "CREATE TABLE IF NOT EXISTS outbox(seq INTEGER PRIMARY KEY, body BLOB NOT NULL);"
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value);";
@@ -14,6 +28,7 @@ constexpr char kSchema[] =
 
 Result<std::unique_ptr<Outbox>> Outbox::Open(const std::string& path, const std::string& device_id,
                                              const Options& options) {
+  if (!std::filesystem::exists(path)) INSTRUMETER_RETURN_IF_ERROR(Create(path));
   auto db = SqliteDb::Open(path, SqliteDb::Options{.journal_mode = "WAL", .synchronous = "FULL"});
   if (!db.ok()) return db.status();
   std::unique_ptr<Outbox> outbox(new Outbox(std::move(*db)));
