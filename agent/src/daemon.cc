@@ -61,6 +61,7 @@ json StatusJson(const AgentConfig& config, const Recorder& recorder, const Uplin
           {"broker",
            {{"url", uplink.broker()},
             {"connected", uplink.connected()},
+            {"next_to_send", uplink.next_to_send()},
             {"last_error", uplink.connected() ? "" : uplink.last_error()},
             {"downlink_errors", uplink.downlink_errors()}}},
           {"session", session},

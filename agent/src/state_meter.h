@@ -66,7 +66,6 @@ class StateMeter {
   const Instant& horizon() const { return horizon_; }     // H
   const Counters& counters() const { return counters_; }  // C, through H
   const Instant& since() const { return since_; }         // when S was entered
-  bool has_candidate() const { return candidate_.has_value(); }
 
  private:
   void Advance(const Instant& t, v1::InstrumentState s);

@@ -55,7 +55,6 @@ class Uplink {
   const std::string& broker() const { return broker_; }
   const std::string& last_error() const { return last_error_; }
   uint64_t next_to_send() const { return next_to_send_; }
-  int64_t last_ack_wall_unix_ms() const { return outbox_->acked_wall_unix_ms(); }
   uint64_t downlink_errors() const { return downlink_errors_; }
 
  private:
