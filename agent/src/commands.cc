@@ -153,7 +153,9 @@ int SessionRequest(const AgentConfig& config, const std::string& request, const 
                    std::ostream& out, std::ostream& err) {
   auto reply = ControlRequest(config.SocketPath(), request, kRequestTimeout);
   if (!reply.ok()) {
-    err << "instrumeter-agent: agent: not running? " << reply.status().message() << "\n";
+    err << "instrumeter-agent: agent: "
+        << (reply.status().code() == Status::Code::kNotFound ? "not running: " : "not responding: ")
+        << reply.status().message() << "\n";
     return kExitRuntime;
   }
   const json r = json::parse(*reply, nullptr, /*allow_exceptions=*/false);
@@ -193,6 +195,9 @@ int StatusCommand(const std::string& config_path, bool as_json, std::ostream& ou
       err << "instrumeter-agent: unreadable reply from the agent: " << *reply << "\n";
       return kExitRuntime;
     }
+  } else if (reply.status().code() != Status::Code::kNotFound) {
+    err << "instrumeter-agent: agent: not responding: " << reply.status().message() << "\n";
+    return kExitRuntime;
   } else {
     auto offline = OfflineStatus(*config);
     if (!offline.ok()) {

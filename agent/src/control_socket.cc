@@ -115,7 +115,7 @@ Result<std::string> ControlRequest(const std::string& path, const std::string& r
     ~Closer() { ::close(fd); }
   } closer{fd};
   if (::connect(fd, reinterpret_cast<const sockaddr*>(&*addr), sizeof(*addr)) != 0)
-    return Status::Unavailable(Errno("no agent listens on " + path));
+    return Status::NotFound(Errno("no agent listens on " + path));
   const std::string line = request + "\n";
   if (::send(fd, line.data(), line.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(line.size()))
     return Status::IoError(Errno("cannot send to " + path));

@@ -56,8 +56,8 @@ class ControlServer {
   std::vector<Client> clients_;
 };
 
-// Client side, for the CLI: sends `request`, returns the reply. Unavailable when nothing listens
-// on `path` (the agent is not running).
+// Client side, for the CLI: sends `request`, returns the reply. NotFound when nothing listens on
+// `path` (the agent is not running); Unavailable when the agent does not answer in time.
 Result<std::string> ControlRequest(const std::string& path, const std::string& request,
                                    std::chrono::milliseconds timeout);
 
