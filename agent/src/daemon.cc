@@ -163,14 +163,17 @@ int RunDaemon(const AgentConfig& config, Logger log) {
             rec.outbox().acked_sequence());
   up.Start();
 
+  // Phase 1 runs until a stop signal; phase 2 only serves the link until the hub has acked
+  // everything or shutdown_flush_ms passed.
+  bool stopping = false;
   const ControlServer::Handler handler = [&](const std::string& line) {
+    // After the AgentStop nothing may join this run's events; status is still fine.
+    if (stopping && line != "status")
+      return Reply(Status::FailedPrecondition("the agent is stopping")).dump();
     return Handle(line, config, rec, up, **adapters);
   };
   int64_t next_poll = clock.MonotonicMs();
   int64_t next_heartbeat = next_poll + config.heartbeat_interval_ms;
-  // Phase 1 runs until a stop signal; phase 2 only serves the link until the hub has acked
-  // everything or shutdown_flush_ms passed.
-  bool stopping = false;
   int exit_code = 0;
   int64_t flush_deadline = 0;
   while (true) {
