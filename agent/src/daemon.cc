@@ -224,6 +224,9 @@ int RunDaemon(const AgentConfig& config, Logger log) {
         log->error("{}", st.message());
         exit_code = 1;
       }
+      // Observation ended with the AgentStop; the adapters (and what they hold open) go now,
+      // not after the flush, so nothing is observed that the hub will not hear about.
+      (*adapters)->Stop();
       up.Pump();
       flush_deadline = clock.MonotonicMs() + config.mqtt.shutdown_flush_ms;
     }
@@ -233,7 +236,7 @@ int RunDaemon(const AgentConfig& config, Logger log) {
               rec.outbox().depth());
   // Long enough for the offline status to leave; the events are safe in the outbox anyway.
   up.Shutdown(std::chrono::milliseconds(1000));
-  (*adapters)->Stop();
+  if (!stopping) (*adapters)->Stop();
   log->info("stopped");
   return exit_code;
 }

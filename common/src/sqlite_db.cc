@@ -1,5 +1,9 @@
 #include "common/sqlite_db.h"
 
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
 namespace instrumeter {
 
 SqliteStatement::SqliteStatement(SqliteStatement&& other) noexcept
@@ -113,10 +117,36 @@ Result<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path, const 
   sqlite3_extended_result_codes(raw, 1);
   sqlite3_busy_timeout(raw, options.busy_timeout_ms);
   if (!options.read_only) {
-    INSTRUMETER_RETURN_IF_ERROR(db->Exec("PRAGMA journal_mode=" + options.journal_mode));
+    INSTRUMETER_RETURN_IF_ERROR(db->SetJournalMode(options.journal_mode, options.busy_timeout_ms));
     INSTRUMETER_RETURN_IF_ERROR(db->Exec("PRAGMA synchronous=" + options.synchronous));
   }
   return db;
+}
+
+Status SqliteDb::SetJournalMode(const std::string& mode, int busy_timeout_ms) {
+  // Switching the journal mode needs an exclusive lock and SQLite does not wait for it through
+  // the busy handler, so a CLI command opening the database while the hub creates it would fail
+  // at once. Skip the switch when it is already done (the usual case), retry it otherwise.
+  std::string have;
+  {  // the statement must be finalised before the switch: it holds a read transaction
+    auto current = Prepare("PRAGMA journal_mode");
+    if (!current.ok()) return current.status();
+    auto row = current->Step();
+    if (!row.ok()) return row.status();
+    if (*row) have = current->Text(0);
+  }
+  std::transform(have.begin(), have.end(), have.begin(), ::tolower);
+  std::string want = mode;
+  std::transform(want.begin(), want.end(), want.begin(), ::tolower);
+  if (have == want) return Status::Ok();
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(busy_timeout_ms);
+  while (true) {
+    Status st = Exec("PRAGMA journal_mode=" + mode);
+    if (st.code() != Status::Code::kUnavailable || std::chrono::steady_clock::now() >= deadline)
+      return st;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 SqliteDb::~SqliteDb() { sqlite3_close_v2(db_); }

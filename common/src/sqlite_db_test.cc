@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <thread>
 
 namespace instrumeter {
 namespace {
@@ -65,6 +66,25 @@ TEST_F(SqliteDbTest, ErrorsNameTheDatabaseAndMapCodes) {
   auto missing = SqliteDb::Open((dir_ / "no" / "such.db").string(), {});
   EXPECT_FALSE(missing.ok());
   EXPECT_NE(missing.status().message().find("such.db"), std::string::npos);
+}
+
+TEST_F(SqliteDbTest, OpeningWhileAnotherConnectionCreatesTheDatabaseWaits) {
+  // Regression: `instrumeter-hub instruments add` run while the hub created its database failed
+  // with "database is locked", because SQLite does not wait to switch the journal mode.
+  const std::string path = (dir_ / "race.db").string();
+  auto creator = SqliteDb::Open(path, {.journal_mode = "DELETE"});
+  ASSERT_TRUE(creator.ok());
+  ASSERT_TRUE((*creator)->Exec("BEGIN EXCLUSIVE; CREATE TABLE t(k)").ok());
+  std::thread finisher([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    EXPECT_TRUE((*creator)->Exec("COMMIT").ok());
+  });
+  auto second = SqliteDb::Open(path, {.journal_mode = "WAL", .busy_timeout_ms = 5000});
+  finisher.join();
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  auto mode = (*second)->Prepare("PRAGMA journal_mode");
+  ASSERT_TRUE(mode.ok() && *mode->Step());
+  EXPECT_EQ(mode->Text(0), "wal");
 }
 
 }  // namespace

@@ -16,6 +16,12 @@ using std::chrono::seconds;
 
 constexpr int64_t kToleranceMs = 1000;
 
+#define ASSERT_OK(expr)                             \
+  do {                                              \
+    const Status _st = (expr);                      \
+    ASSERT_TRUE(_st.ok()) << #expr << ": " << _st.ToString(); \
+  } while (false)
+
 void SleepUntil(int64_t start_mono_ms, int64_t offset_ms) {
   const int64_t wait = start_mono_ms + offset_ms - MonotonicNowMs();
   if (wait > 0) std::this_thread::sleep_for(milliseconds(wait));
@@ -64,7 +70,7 @@ TEST(MeteredPathTest, ThreeInstrumentsForAMinuteMatchGroundTruth) {
   auto stack = Stack::Start();
   ASSERT_TRUE(stack.ok()) << stack.status().ToString();
   for (uint64_t i = 1; i <= 3; ++i)
-    ASSERT_TRUE((*stack)->AddAgent("e2e-nmr-" + std::to_string(i), {.seed = 100 + i}).ok());
+    ASSERT_OK((*stack)->AddAgent("e2e-nmr-" + std::to_string(i), {.seed = 100 + i}));
   std::this_thread::sleep_for(seconds(60));
   StopAndVerify(**stack);
 }
@@ -74,28 +80,28 @@ TEST(MeteredPathTest, HubBrokerAndAgentKilledAndRestartedLoseAndDoubleNothing) {
   ASSERT_TRUE(stack.ok()) << stack.status().ToString();
   Stack& s = **stack;
   for (uint64_t i = 1; i <= 3; ++i)
-    ASSERT_TRUE(s.AddAgent("fault-sem-" + std::to_string(i), {.seed = 200 + i}).ok());
+    ASSERT_OK(s.AddAgent("fault-sem-" + std::to_string(i), {.seed = 200 + i}));
   const int64_t t0 = MonotonicNowMs();
   SleepUntil(t0, 8'000);
   s.KillHub();
   SleepUntil(t0, 11'000);
-  ASSERT_TRUE(s.StartHub().ok());
+  ASSERT_OK(s.StartHub());
   SleepUntil(t0, 18'000);
   s.KillBroker();
   SleepUntil(t0, 21'000);
-  ASSERT_TRUE(s.RestartBroker().ok());
+  ASSERT_OK(s.RestartBroker());
   SleepUntil(t0, 28'000);
   s.KillAgent("fault-sem-2");
   SleepUntil(t0, 33'000);
-  ASSERT_TRUE(s.StartAgent("fault-sem-2").ok());
+  ASSERT_OK(s.StartAgent("fault-sem-2"));
   SleepUntil(t0, 40'000);
   s.KillHub();
   SleepUntil(t0, 43'000);
-  ASSERT_TRUE(s.StartHub().ok());
+  ASSERT_OK(s.StartHub());
   SleepUntil(t0, 50'000);
   s.KillBroker();
   SleepUntil(t0, 53'000);
-  ASSERT_TRUE(s.RestartBroker().ok());
+  ASSERT_OK(s.RestartBroker());
   SleepUntil(t0, 65'000);
   StopAndVerify(s);
 }
@@ -104,7 +110,7 @@ TEST(MeteredPathTest, AgentCutOffForThirtySecondsKeepsMeasuringThenDeliversInOrd
   auto stack = Stack::Start();
   ASSERT_TRUE(stack.ok()) << stack.status().ToString();
   Stack& s = **stack;
-  ASSERT_TRUE(s.AddAgent("offline-ms-1", {.seed = 300}).ok());
+  ASSERT_OK(s.AddAgent("offline-ms-1", {.seed = 300}));
   std::this_thread::sleep_for(seconds(5));
   auto before = s.ReadHub("offline-ms-1");
   ASSERT_TRUE(before.ok()) << before.status().ToString();
@@ -119,7 +125,7 @@ TEST(MeteredPathTest, AgentCutOffForThirtySecondsKeepsMeasuringThenDeliversInOrd
                        &status),
             0);
   EXPECT_NE(status.find("disconnected"), std::string::npos) << status;
-  ASSERT_TRUE(s.RestartBroker().ok());
+  ASSERT_OK(s.RestartBroker());
   std::this_thread::sleep_for(seconds(8));
   auto after = s.ReadHub("offline-ms-1");
   ASSERT_TRUE(after.ok());

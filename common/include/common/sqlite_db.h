@@ -84,6 +84,7 @@ class SqliteDb {
 
  private:
   SqliteDb(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  Status SetJournalMode(const std::string& mode, int busy_timeout_ms);
 
   sqlite3* db_;
   std::string path_;
