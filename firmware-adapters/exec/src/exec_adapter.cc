@@ -39,8 +39,10 @@ const config::Schema& ExecSchema() {
        .type = config::Type::kTable,
        .description = "exit code to state, e.g. { \"0\" = \"IN_USE\", \"1\" = \"IDLE\" }; "
                       "consulted before the rules"},
-      StateRules::SchemaKey("rule", "the command's standard output (trailing blanks removed), "
-                            "when it exits 0 with a code exit_code_states does not list", false),
+      StateRules::SchemaKey("rule",
+                            "the command's standard output (trailing blanks removed), "
+                            "when it exits 0 with a code exit_code_states does not list",
+                            false),
   };
   return kSchema;
 }
@@ -58,8 +60,8 @@ Status ExecAdapter::Init(const config::Section& section) {
   if (const toml::table* codes = section.Table("exit_code_states")) {
     for (const auto& [key, node] : *codes) {
       const std::string code(key.str());
-      if (code.empty() || code.size() > 3 || code.find_first_not_of("0123456789") != std::string::npos ||
-          std::stoi(code) > 255)
+      if (code.empty() || code.size() > 3 ||
+          code.find_first_not_of("0123456789") != std::string::npos || std::stoi(code) > 255)
         return section.Error("exit_code_states", "'" + code + "' is not an exit code (0-255)");
       const std::optional<SourceState> state =
           ParseSourceState(node.value<std::string>().value_or(""));

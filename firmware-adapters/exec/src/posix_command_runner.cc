@@ -49,10 +49,12 @@ class PosixCommandRunner : public CommandRunner {
     const int64_t deadline = SteadyMs() + timeout_ms;
     Pipe out, err;
     int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) return Status::IoError(std::string("pipe: ") + strerror(errno));
+    if (::pipe2(fds, O_CLOEXEC) != 0)
+      return Status::IoError(std::string("pipe: ") + strerror(errno));
     out.read = fds[0];
     out.write = fds[1];
-    if (::pipe2(fds, O_CLOEXEC) != 0) return Status::IoError(std::string("pipe: ") + strerror(errno));
+    if (::pipe2(fds, O_CLOEXEC) != 0)
+      return Status::IoError(std::string("pipe: ") + strerror(errno));
     err.read = fds[0];
     err.write = fds[1];
 
@@ -71,8 +73,8 @@ class PosixCommandRunner : public CommandRunner {
     posix_spawnattr_setpgroup(&attr, 0);
     posix_spawnattr_setsigmask(&attr, &empty);
     posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                        POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setflags(
+        &attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     std::vector<char*> args;
     for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);

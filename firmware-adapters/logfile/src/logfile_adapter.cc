@@ -168,8 +168,8 @@ Status LogfileAdapter::Poll(ObservationSink& sink) {
         behind = *size - offset_;
         break;
       }
-      auto data = file_->ReadAt(offset_, std::min({budget, kChunkBytes,
-                                                   static_cast<size_t>(*size - offset_)}));
+      auto data = file_->ReadAt(
+          offset_, std::min({budget, kChunkBytes, static_cast<size_t>(*size - offset_)}));
       if (!data.ok()) return data.status().WithContext("logfile '" + context_.name + "'");
       if (data->empty()) break;
       budget -= data->size();

@@ -211,8 +211,9 @@ Status ModbusAdapter::Init(const config::Section& section) {
   if (power_.address + RegisterCount(power_.type) > 65536)
     return section.Error("address", "a 32-bit value does not fit at the last address");
   if (section.Has("energy_address")) {
-    energy_ = Register{static_cast<int>(section.Integer("energy_address")),
-                       ParseValueType(section.String("energy_type")), section.Float("energy_scale")};
+    energy_ =
+        Register{static_cast<int>(section.Integer("energy_address")),
+                 ParseValueType(section.String("energy_type")), section.Float("energy_scale")};
     if (energy_->address + RegisterCount(energy_->type) > 65536)
       return section.Error("energy_address", "a 32-bit value does not fit at the last address");
   } else {
@@ -222,7 +223,8 @@ Status ModbusAdapter::Init(const config::Section& section) {
   Thresholds t{section.Float("off_below_watts"), section.Float("in_use_above_watts"),
                section.Float("hysteresis_watts"), section.Integer("min_dwell_ms")};
   if (t.in_use_above_watts <= t.off_below_watts)
-    return section.Error("in_use_above_watts", "must be above off_below_watts (thresholds inverted)");
+    return section.Error("in_use_above_watts",
+                         "must be above off_below_watts (thresholds inverted)");
   if (2 * t.hysteresis_watts >= t.in_use_above_watts - t.off_below_watts)
     return section.Error("hysteresis_watts",
                          "must be less than half the gap between off_below_watts and "
@@ -245,7 +247,8 @@ Status ModbusAdapter::Lost(const std::string& error) {
 
 Status ModbusAdapter::Connect(int64_t deadline_ms) {
   modbus_t* ctx = modbus_new_tcp_pi(host_.c_str(), std::to_string(port_).c_str());
-  if (ctx == nullptr) return Lost(std::string("cannot create a context: ") + modbus_strerror(errno));
+  if (ctx == nullptr)
+    return Lost(std::string("cannot create a context: ") + modbus_strerror(errno));
   auto connection = std::make_unique<Connection>(ctx);
   modbus_set_slave(ctx, unit_id_);
   // No byte timeout: the response timeout then bounds the whole reply, not each gap in it.
@@ -267,10 +270,9 @@ Result<double> ModbusAdapter::Read(const Register& reg, int64_t deadline_ms, con
   const int rc = input_registers_
                      ? modbus_read_input_registers(connection_->ctx, reg.address, count, registers)
                      : modbus_read_registers(connection_->ctx, reg.address, count, registers);
-  const std::string where = std::string(what) + " register " +
-                            (input_registers_ ? "input " : "holding ") +
-                            std::to_string(reg.address) + " (unit " + std::to_string(unit_id_) +
-                            ")";
+  const std::string where =
+      std::string(what) + " register " + (input_registers_ ? "input " : "holding ") +
+      std::to_string(reg.address) + " (unit " + std::to_string(unit_id_) + ")";
   if (rc != count) {
     const int error = errno;
     const std::string message = "reading " + where + ": " + modbus_strerror(error);
@@ -281,13 +283,13 @@ Result<double> ModbusAdapter::Read(const Register& reg, int64_t deadline_ms, con
   }
   const double value = DecodeRegisters(registers, reg.type, word_order_) * reg.scale;
   if (!std::isfinite(value))
-    return Status::Corruption(Prefix() + where + " holds no number (" + std::to_string(value) + ")");
+    return Status::Corruption(Prefix() + where + " holds no number (" + std::to_string(value) +
+                              ")");
   return value;
 }
 
 Status ModbusAdapter::Poll(ObservationSink& sink) {
-  if (Status ready = reconnect_->Ready(); !ready.ok())
-    return ready.WithContext(Peer());
+  if (Status ready = reconnect_->Ready(); !ready.ok()) return ready.WithContext(Peer());
   const int64_t deadline = SteadyMs() + timeout_ms_;
   if (connection_ == nullptr) INSTRUMETER_RETURN_IF_ERROR(Connect(deadline));
   auto watts = Read(power_, deadline, "power");

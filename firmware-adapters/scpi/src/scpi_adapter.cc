@@ -111,7 +111,8 @@ Result<std::string> ScpiAdapter::Ask(const std::string& query, int64_t deadline_
     if (why.rfind("timed out", 0) == 0) why += " (timeout_ms " + std::to_string(timeout_ms_) + ")";
     return Lost("query '" + query + "': " + why);
   }
-  if (!IsText(*reply)) return Lost("query '" + query + "': garbage reply '" + Printable(*reply) + "'");
+  if (!IsText(*reply))
+    return Lost("query '" + query + "': garbage reply '" + Printable(*reply) + "'");
   return Trim(*reply);
 }
 

@@ -29,8 +29,7 @@ const config::Schema& StateRules::RuleSchema() {
   return kSchema;
 }
 
-config::Key StateRules::SchemaKey(const std::string& name, const std::string& text,
-                                  bool required) {
+config::Key StateRules::SchemaKey(const std::string& name, const std::string& text, bool required) {
   return {.name = name,
           .type = config::Type::kTableArray,
           .description = "ordered rules `{ match = \"regex\", state = \"IN_USE\" }` over " + text +

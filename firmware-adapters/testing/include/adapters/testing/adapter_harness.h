@@ -17,6 +17,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -69,6 +70,9 @@ struct GoldenCase {
   std::vector<std::string> expected_states;
   std::string expected_error;  // empty unless the case expects a start-up error
 };
+
+// gtest prints a case by its name.
+inline void PrintTo(const GoldenCase& golden, std::ostream* out) { *out << golden.name; }
 
 // Every case under `golden_dir`, sorted by name.
 std::vector<GoldenCase> LoadGoldenCases(const std::string& golden_dir);
