@@ -88,7 +88,9 @@ const config::Schema& ModbusSchema() {
       {.name = "word_order",
        .type = config::Type::kString,
        .default_value = std::string("big"),
-       .description = "for 32-bit types: big = the first register holds the high word",
+       .description =
+           "for 32-bit types (power and energy registers): big = the first register holds the "
+           "high word",
        .one_of = {"big", "little"}},
       {.name = "scale",
        .type = config::Type::kFloat,
