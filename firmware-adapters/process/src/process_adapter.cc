@@ -60,14 +60,17 @@ Status ProcessAdapter::Poll(ObservationSink& sink) {
     auto users = table_->LoggedInUsers();
     if (!users.ok()) return users.status().WithContext(who);
     std::vector<std::string> names;
-    for (const LoggedInUser& u : *users)
-      if (std::find(names.begin(), names.end(), u.user) == names.end()) names.push_back(u.user);
+    for (const LoggedInUser& u : *users) {
+      const std::string name = Printable(u.user, 64);
+      if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+    }
     std::string joined;
     for (const std::string& n : names) joined += (joined.empty() ? "" : ",") + n;
     sink.Report(Observation::UserLoggedIn(joined));
   }
   if (found) {
-    const std::string what = "pid " + std::to_string(found->pid) + " '" + found->name + "'";
+    const std::string what =
+        "pid " + std::to_string(found->pid) + " '" + Printable(found->name, 64) + "'";
     sink.Report(Observation::ProcessPresent(true, what));
     sink.Report(Observation::State(SourceState::kInUse, what + " runs"));
   } else {

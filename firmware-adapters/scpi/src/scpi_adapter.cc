@@ -122,7 +122,7 @@ Status ScpiAdapter::Connect(int64_t deadline_ms) {
   connection_ = std::move(*connection);
   auto identity = Ask("*IDN?", deadline_ms);
   if (!identity.ok()) return identity.status();
-  identity_ = std::move(*identity);
+  identity_ = Printable(*identity, 256);
   return Status::Ok();
 }
 

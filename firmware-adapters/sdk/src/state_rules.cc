@@ -65,13 +65,57 @@ std::string StateRules::Describe(const Match& match, std::string_view text) cons
          "/ matched '" + Printable(text) + "'";
 }
 
+namespace {
+
+// The length of the valid UTF-8 sequence at text[i], or 0 if the bytes there are not one.
+size_t Utf8Length(std::string_view text, size_t i) {
+  const unsigned char c = static_cast<unsigned char>(text[i]);
+  size_t length = 0;
+  uint32_t code = 0;
+  if (c >= 0xC2 && c <= 0xDF) {
+    length = 2;
+    code = c & 0x1F;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    length = 3;
+    code = c & 0x0F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    length = 4;
+    code = c & 0x07;
+  } else {
+    return 0;
+  }
+  if (i + length > text.size()) return 0;
+  for (size_t k = 1; k < length; ++k) {
+    const unsigned char next = static_cast<unsigned char>(text[i + k]);
+    if ((next & 0xC0) != 0x80) return 0;
+    code = (code << 6) | (next & 0x3F);
+  }
+  // Overlong forms, surrogates and values past U+10FFFF are not valid UTF-8.
+  if ((length == 3 && code < 0x800) || (length == 4 && (code < 0x10000 || code > 0x10FFFF)) ||
+      (code >= 0xD800 && code <= 0xDFFF))
+    return 0;
+  return length;
+}
+
+}  // namespace
+
 std::string Printable(std::string_view text, size_t max) {
   std::string out;
-  for (size_t i = 0; i < text.size() && i < max; ++i) {
+  size_t i = 0;
+  while (i < text.size() && out.size() < max) {
     const unsigned char c = static_cast<unsigned char>(text[i]);
-    out += (c < 0x20 || c == 0x7f) ? '?' : static_cast<char>(c);
+    if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+      ++i;
+    } else if (const size_t length = c >= 0x80 ? Utf8Length(text, i) : 0; length > 0) {
+      out.append(text.substr(i, length));
+      i += length;
+    } else {
+      out += '?';
+      ++i;
+    }
   }
-  if (text.size() > max) out += "...";
+  if (i < text.size()) out += "...";
   return out;
 }
 

@@ -104,6 +104,10 @@ TEST(StateNamesTest, RoundTripAndPrintable) {
   EXPECT_EQ(ParseSourceState("ON"), std::nullopt);
   EXPECT_EQ(Printable(std::string("a\x01\nb", 4)), "a??b");
   EXPECT_EQ(Printable("abcdef", 3), "abc...");
+  EXPECT_EQ(Printable("298 \xc2\xb0K \xe6\xb8\xa9\xe5\xba\xa6"),
+            "298 \xc2\xb0K \xe6\xb8\xa9\xe5\xba\xa6")
+      << "valid UTF-8 is kept";
+  EXPECT_EQ(Printable("a\xff\xc3 b\xed\xa0\x80"), "a?? b???") << "invalid bytes are not";
 }
 
 }  // namespace

@@ -57,8 +57,10 @@ class StateRules {
   std::vector<Rule> rules_;
 };
 
-// `text` cut to at most `max` bytes with "..." appended when cut, and control characters shown as
-// '?', so that a quoted peer reply or log line cannot garble a message or a status line.
+// `text` cut to about `max` bytes ("..." appended when cut), with control characters and bytes
+// that are not valid UTF-8 shown as '?'. Every text an adapter takes from a peer (a reply, a log
+// line, a process name) goes through it before it reaches a message or an observation: those end
+// up in protobuf string fields, which must be valid UTF-8, and in terminals.
 std::string Printable(std::string_view text, size_t max = 120);
 
 }  // namespace instrumeter::adapters
