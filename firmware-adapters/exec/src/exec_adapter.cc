@@ -40,8 +40,8 @@ const config::Schema& ExecSchema() {
        .description = "exit code to state, e.g. { \"0\" = \"IN_USE\", \"1\" = \"IDLE\" }; "
                       "consulted before the rules"},
       StateRules::SchemaKey("rule",
-                            "the command's standard output (trailing blanks removed), "
-                            "when it exits 0 with a code exit_code_states does not list",
+                            "the command's standard output (trailing blanks removed), used when "
+                            "it exits with 0 and exit_code_states does not list 0",
                             false),
   };
   return kSchema;
