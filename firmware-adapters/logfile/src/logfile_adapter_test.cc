@@ -71,6 +71,18 @@ TEST_F(LogfileTest, RotationFinishesTheOldFileThenReadsTheNewOneFromItsStart) {
   EXPECT_EQ(PollOnce(a->adapter()), "state=IDLE");
 }
 
+TEST_F(LogfileTest, BetweenRenameAndNewFileTheOldFileIsStillFollowed) {
+  instrumeter::testing::WriteFile(log_, "Ready\n");
+  auto a = Make();
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(PollOnce(a->adapter()), "state=IDLE");
+  std::filesystem::rename(log_, log_ + ".1");
+  Append(log_ + ".1", "Acquisition started\n");  // the writer still has the old file open
+  EXPECT_EQ(PollOnce(a->adapter()), "state=IN_USE") << "no file at the path is no reason to stop";
+  instrumeter::testing::WriteFile(log_, "Run complete\n");
+  EXPECT_EQ(PollOnce(a->adapter()), "state=IDLE");
+}
+
 TEST_F(LogfileTest, TruncationStartsAgainFromZero) {
   instrumeter::testing::WriteFile(log_, "Acquisition started\nmore and more text\n");
   auto a = Make();

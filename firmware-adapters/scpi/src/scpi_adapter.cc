@@ -103,6 +103,9 @@ Status ScpiAdapter::Lost(const std::string& error) {
 }
 
 Result<std::string> ScpiAdapter::Ask(const std::string& query, int64_t deadline_ms) {
+  // Whatever arrived before the query was sent cannot be its reply (a line the instrument sent
+  // on its own): dropped, so the stream stays in step.
+  connection_->DiscardPending();
   Status sent = connection_->Send(query, deadline_ms);
   if (!sent.ok()) return Lost("query '" + query + "': " + sent.message());
   auto reply = connection_->ReadLine(deadline_ms);
@@ -130,7 +133,6 @@ Status ScpiAdapter::Poll(ObservationSink& sink) {
   if (Status ready = reconnect_->Ready(); !ready.ok()) return ready.WithContext(Peer());
   const int64_t deadline = SteadyNowMs() + timeout_ms_;
   if (connection_ == nullptr) INSTRUMETER_RETURN_IF_ERROR(Connect(deadline));
-  connection_->DiscardPending();
   std::string joined;
   for (size_t i = 0; i < queries_.size(); ++i) {
     auto reply = Ask(queries_[i], deadline);

@@ -31,6 +31,7 @@ class ScpiResponder {
     kGarbage,  // answers with control characters
     kHang,     // reads queries and never answers
     kDrop,     // sends half a reply and closes the connection
+    kChatty,   // answers, then sends a line nobody asked for
   };
 
   ScpiResponder() {
@@ -116,6 +117,9 @@ class ScpiResponder {
         break;
       case Mode::kHang:
         return true;
+      case Mode::kChatty:
+        reply += "STATUS CHANGED\n";
+        break;
       case Mode::kDrop:
         ::send(fd, reply.data(), reply.size() / 2, MSG_NOSIGNAL);
         return false;
@@ -193,6 +197,17 @@ TEST_F(ScpiTest, AReplyNoRuleMatchesIsAnErrorButKeepsTheConnection) {
   EXPECT_NE(st.find("no rule matches the reply 'CALIBRATING;+2.981E+02'"), std::string::npos) << st;
   responder_.SetReply("STAT?", "RUN");
   EXPECT_EQ(PollOnce(a->adapter()), std::string(kIdentity) + " state=IN_USE");
+  EXPECT_EQ(responder_.connections(), 1);
+}
+
+TEST_F(ScpiTest, UnaskedLinesAreDroppedNotTakenForTheNextReply) {
+  auto a = Make();
+  ASSERT_NE(a, nullptr);
+  responder_.SetMode(ScpiResponder::Mode::kChatty);
+  EXPECT_EQ(PollOnce(a->adapter()), std::string(kIdentity) + " state=IN_USE");
+  responder_.SetMode(ScpiResponder::Mode::kNormal);
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(PollOnce(a->adapter()), std::string(kIdentity) + " state=IN_USE");
   EXPECT_EQ(responder_.connections(), 1);
 }
 

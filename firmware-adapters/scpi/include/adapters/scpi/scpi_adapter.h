@@ -3,7 +3,9 @@
 // At each connect it sends `*IDN?` once and reports the reply as Identity on every poll (the agent
 // puts it in the heartbeat). Each poll sends the configured queries one by one, waits for each
 // newline-terminated reply, joins the replies with ';' (as the instrument would answer the
-// compound query "Q1;Q2") and maps the result to a State with ordered regex rules.
+// compound query "Q1;Q2") and maps the result to a State with ordered regex rules. Lines that
+// arrive before a query is sent (unasked for) are dropped, so a chatty instrument cannot put the
+// replies out of step.
 // A whole poll (connect, *IDN? and every query) is bounded by timeout_ms. A timeout, a refused or
 // dropped connection, or garbage (control characters, an endless line) drops the connection; the
 // next attempt waits a growing, jittered delay, and until then Poll answers at once.
