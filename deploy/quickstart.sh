@@ -28,8 +28,13 @@ echo "== checking packages"
 
 build="$root/build-quickstart"
 echo "== building (Release) in $build"
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DINSTRUMETER_BUILD_TESTS=OFF >/dev/null
-cmake --build "$build" -j"$(nproc)" --target instrumeter-hub instrumeter-agent >/dev/null
+build_log="$build.log"
+if ! { cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DINSTRUMETER_BUILD_TESTS=OFF &&
+       cmake --build "$build" -j"$(nproc)" --target instrumeter-hub instrumeter-agent; } >"$build_log" 2>&1; then
+  tail -30 "$build_log" >&2
+  echo "quickstart.sh: the build failed; the whole log is in $build_log" >&2
+  exit 1
+fi
 hub_bin="$build/hub/instrumeter-hub"
 agent_bin="$build/agent/instrumeter-agent"
 
@@ -70,7 +75,7 @@ user_line=""
 [ "$(id -u)" -eq 0 ] && user_line="user root"
 sed -e "s|@PORT@|$port|" -e "s|@DATA_DIR@|$run/broker|" -e "s|@LOG_FILE@|$run/logs/mosquitto.log|" \
   -e "s|@USER_LINE@|$user_line|" "$root/deploy/mosquitto/dev.conf.in" >"$run/broker/mosquitto.conf"
-/usr/sbin/mosquitto -c "$run/broker/mosquitto.conf" &
+/usr/sbin/mosquitto -c "$run/broker/mosquitto.conf" >>"$run/logs/mosquitto.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 50); do port_is_free "$port" || break; sleep 0.1; done
 port_is_free "$port" && { echo "mosquitto did not start; see $run/logs/mosquitto.log" >&2; exit 1; }
@@ -147,29 +152,27 @@ if [ "$run_for" -eq 0 ]; then
 fi
 
 start=$(date +%s)
+last_line=-1
 while true; do
   elapsed=$(( $(date +%s) - start ))
   [ "$elapsed" -ge "$run_for" ] && break
-  printf '\r  running: %3d s of %d s' "$elapsed" "$run_for"
+  if [ -t 1 ]; then
+    printf '\r  running: %3d s of %d s' "$elapsed" "$run_for"
+  elif [ $((elapsed / 10)) -ne "$last_line" ]; then
+    last_line=$((elapsed / 10))
+    echo "  running: $elapsed s of $run_for s"
+  fi
   sleep 1
 done
-printf '\r  running: %3d s of %d s\n' "$run_for" "$run_for"
+[ -t 1 ] && printf '\r  running: %3d s of %d s\n' "$run_for" "$run_for"
 
-# Stop the agents first so their final events are stored, then read the hub's view.
-for pid in "${agent_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-for pid in "${agent_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-agent_pids=()
-sleep 1
 echo
-echo "== what the hub stored"
+echo "== the instruments as the hub sees them now"
 "$hub_bin" status --config "$hub_conf"
-silent=$("$hub_bin" status --format json --config "$hub_conf" | /usr/bin/env python3 -c '
-import json, sys
-rows = json.load(sys.stdin)
-print(" ".join(r["instrument_id"] for r in rows if r.get("events_stored", 0) == 0))
-' 2>/dev/null || echo "?")
+silent=$("$hub_bin" status --format json --config "$hub_conf" |
+  tr -d ' \n' | grep -o '"events_stored":0,[^}]*"instrument_id":"[^"]*"' | sed 's/.*"instrument_id":"//; s/"$//' | tr '\n' ' ')
 if [ -n "$silent" ]; then
-  echo "these instruments reported nothing: $silent (see $run/logs/)" >&2
+  echo "these instruments reported nothing: $silent(see $run/logs/)" >&2
   exit 1
 fi
 exit 0
