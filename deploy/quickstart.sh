@@ -44,7 +44,9 @@ mkdir -p "$run"/{broker,hub,agents,logs}
 
 pids=()
 cleanup() {
-  trap - EXIT INT TERM
+  # A second Ctrl-C must not cut the cleanup short and leave processes behind.
+  trap '' INT TERM
+  trap - EXIT
   echo
   echo "== stopping"
   # Agents first, so their last events reach the hub; then the hub; then the broker.
