@@ -345,7 +345,7 @@
 
   function fillPanel(d, day, week, today) {
     $('p-name').textContent = d.name || d.instrument_id;
-    $('p-where').textContent = [d.instrument_id, d.institution, d.site, d.city, d.region].filter(Boolean).join(' · ');
+    $('p-where').textContent = [d.instrument_id, d.institution, d.site, d.city, d.region !== d.city ? d.region : null].filter(Boolean).join(' · ');
     const st = $('p-state');
     st.className = 'pill ' + d.state;
     st.textContent = LABEL[d.state] || d.state;
@@ -384,7 +384,7 @@
     row('Outbox', d.outbox_depth + ' event' + (d.outbox_depth === 1 ? '' : 's') + ' waiting for the hub', d.outbox_depth > 100 ? 'warn' : null);
     row('Status', d.online === null ? 'no status message yet' : (d.online ? 'online' : 'offline') + ' since ' + utc(d.online_since_unix_ms));
     if (h) {
-      row('Heartbeat', 'every ' + duration(h.heartbeat_interval_ms) + ', last ' + ago(h.reported_at_unix_ms));
+      row('Heartbeat', (h.heartbeat_interval_ms ? 'every ' + duration(h.heartbeat_interval_ms) + ', ' : '') + 'last ' + ago(h.reported_at_unix_ms));
       if (h.sources_disagree) row('Sources', 'disagree now (check the adapters)', 'warn');
     }
     if (d.agent_meter) row('Agent meter', hours(d.agent_meter.powered_seconds) + ' powered, ' + hours(d.agent_meter.in_use_seconds) + ' in use (all time)');
