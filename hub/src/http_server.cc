@@ -308,6 +308,9 @@ void HttpServer::Impl::Accept() {
       beast::error_code ignored;
       socket.close(ignored);
     } else {
+      // Stream messages are small and must not wait for Nagle's algorithm.
+      beast::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
       std::make_shared<HttpSession>(std::move(socket), this)->Start();
     }
     Accept();

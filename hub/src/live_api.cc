@@ -8,6 +8,7 @@
 
 #include "hub/metrics.h"
 #include "hub/reports.h"
+#include "json_writer.h"
 #include "protocol/codec.h"
 #include "web_files.h"
 
@@ -27,12 +28,15 @@ constexpr v1::InstrumentState kListedStates[] = {
 
 double Round3(double seconds) { return std::round(seconds * 1000.0) / 1000.0; }
 
-std::string Upper(std::string text) {
-  for (char& c : text) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return text;
+// ASCII case-insensitive equality (filters and state names).
+bool SameText(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i])) !=
+        std::tolower(static_cast<unsigned char>(b[i])))
+      return false;
+  return true;
 }
-
-bool SameText(const std::string& a, const std::string& b) { return Upper(a) == Upper(b); }
 
 // `name` as ISO 8601 and `name`_unix_ms; both null for 0 (never).
 void PutTime(json* j, const std::string& name, int64_t unix_ms) {
@@ -69,50 +73,83 @@ std::optional<HttpResponse> OnlyParameters(const HttpRequest& request,
   return std::nullopt;
 }
 
-json InstrumentJson(const LiveView& live, const InstrumentView& view) {
-  const Instrument& in = view.instrument;
-  const LiveState& l = view.live;
-  json j = {{"instrument_id", in.instrument_id},
-            {"name", in.name},
-            {"institution", in.institution},
-            {"site", in.site},
-            {"city", in.city},
-            {"region", in.region},
-            {"registered", view.registered},
-            {"state", LiveStateName(l.state)}};
-  PutTime(&j, "state_since", l.state_since_wall_ms);
-  j["online"] = l.online.has_value() ? json(*l.online) : json(nullptr);
-  PutTime(&j, "online_since", l.online.has_value() ? l.status_since_unix_ms : 0);
-  PutTime(&j, "last_seen", l.last_seen_unix_ms);
-  j["agent_version"] = l.agent_version.empty() ? json(nullptr) : json(l.agent_version);
-  j["outbox_depth"] = l.outbox_depth;
-  const DayTotals today = live.Today(view);
-  j["today_powered_seconds"] = Round3(today.powered_seconds);
-  j["today_in_use_seconds"] = Round3(today.in_use_seconds);
-  j["today_gap_seconds"] = Round3(today.gap_seconds);
-  // Bookings arrive with the billing work (issue 4): until then nothing is booked, so every
-  // instrument is free. The fields exist now so that clients are written against them.
-  j["current_booking"] = nullptr;
-  j["next_booking"] = nullptr;
-  j["free_now"] = true;
-  return j;
+// `key` as ISO 8601 and `key_ms` in Unix milliseconds; both null for 0 (never).
+void WriteTime(JsonWriter* w, std::string_view key, std::string_view key_ms, int64_t unix_ms) {
+  w->Key(key);
+  if (unix_ms == 0) {
+    w->Null().Key(key_ms).Null();
+  } else {
+    w->String(FormatUtc(unix_ms)).Key(key_ms).Int(unix_ms);
+  }
 }
 
-json HealthJson(const AgentHealth& health) {
-  json adapters = json::array();
-  for (const AdapterStatus& a : health.adapters)
-    adapters.push_back({{"name", a.name},
-                        {"type", a.type},
-                        {"ok", a.ok},
-                        {"error", a.error.empty() ? json(nullptr) : json(a.error)},
-                        {"identity", a.identity.empty() ? json(nullptr) : json(a.identity)},
-                        {"errors_total", a.errors_total}});
-  json j = {{"heartbeat_seq", health.seq},
-            {"heartbeat_interval_ms", health.heartbeat_interval_ms},
-            {"sources_disagree", health.disagreement},
-            {"adapters", std::move(adapters)}};
-  PutTime(&j, "reported_at", health.at_wall_unix_ms);
-  return j;
+// The fields every representation of an instrument shares (list rows, detail, stream events),
+// written into an open object.
+void WriteInstrumentFields(JsonWriter* w, const InstrumentView& view) {
+  const Instrument& in = view.instrument;
+  const LiveState& l = view.live;
+  w->Key("instrument_id").String(in.instrument_id);
+  w->Key("name").String(in.name);
+  w->Key("institution").String(in.institution);
+  w->Key("site").String(in.site);
+  w->Key("city").String(in.city);
+  w->Key("region").String(in.region);
+  w->Key("registered").Bool(view.registered);
+  w->Key("state").String(LiveStateName(l.state));
+  WriteTime(w, "state_since", "state_since_unix_ms", l.state_since_wall_ms);
+  w->Key("online");
+  if (l.online.has_value()) {
+    w->Bool(*l.online);
+  } else {
+    w->Null();
+  }
+  WriteTime(w, "online_since", "online_since_unix_ms",
+            l.online.has_value() ? l.status_since_unix_ms : 0);
+  WriteTime(w, "last_seen", "last_seen_unix_ms", l.last_seen_unix_ms);
+  w->Key("agent_version");
+  if (l.agent_version.empty()) {
+    w->Null();
+  } else {
+    w->String(l.agent_version);
+  }
+  w->Key("outbox_depth").Uint(l.outbox_depth);
+  const DayTotals& today = view.today;
+  w->Key("today_powered_seconds").Double(Round3(today.powered_seconds));
+  w->Key("today_in_use_seconds").Double(Round3(today.in_use_seconds));
+  w->Key("today_gap_seconds").Double(Round3(today.gap_seconds));
+  // Bookings arrive with the billing work (issue 4): until then nothing is booked, so every
+  // instrument is free. The fields exist now so that clients are written against them.
+  w->Key("current_booking").Null();
+  w->Key("next_booking").Null();
+  w->Key("free_now").Bool(true);
+}
+
+void WriteHealth(JsonWriter* w, const AgentHealth& health) {
+  w->BeginObject();
+  w->Key("heartbeat_seq").Uint(health.seq);
+  w->Key("heartbeat_interval_ms").Uint(health.heartbeat_interval_ms);
+  w->Key("sources_disagree").Bool(health.disagreement);
+  WriteTime(w, "reported_at", "reported_at_unix_ms", health.at_wall_unix_ms);
+  w->Key("adapters").BeginArray();
+  for (const AdapterStatus& a : health.adapters) {
+    w->BeginObject();
+    w->Key("name").String(a.name);
+    w->Key("type").String(a.type);
+    w->Key("ok").Bool(a.ok);
+    for (const auto& [key, text] :
+         {std::pair{"error", &a.error}, std::pair{"identity", &a.identity}}) {
+      w->Key(key);
+      if (text->empty()) {
+        w->Null();
+      } else {
+        w->String(*text);
+      }
+    }
+    w->Key("errors_total").Uint(a.errors_total);
+    w->EndObject();
+  }
+  w->EndArray();
+  w->EndObject();
 }
 
 std::vector<std::string> FlagNames(uint32_t flags) {
@@ -192,19 +229,26 @@ HttpResponse LiveApi::ListInstruments(const HttpRequest& request) {
   if (auto failed = Refresh()) return *failed;
 
   const LiveView& live = *s_.view;
-  json list = json::array();
+  // About 700 bytes per instrument.
+  JsonWriter w(live.instruments().size() * 720 + 512);
+  w.BeginObject().Key("instruments").BeginArray();
+  size_t count = 0;
   for (const auto& [id, view] : live.instruments()) {
     if (city != request.query.end() && !SameText(view.instrument.city, city->second)) continue;
     if (site != request.query.end() && !SameText(view.instrument.site, site->second)) continue;
     if (!states.empty() && states.count(view.live.state) == 0) continue;
     if (online.has_value() && view.live.online != online) continue;
-    list.push_back(InstrumentJson(live, view));
+    w.BeginObject();
+    WriteInstrumentFields(&w, view);
+    w.EndObject();
+    ++count;
   }
-  json body = {{"count", list.size()}, {"instruments", std::move(list)}};
-  PutTime(&body, "generated_at", s_.clock->WallUnixMs());
-  PutTime(&body, "today_from", live.day_start_unix_ms());
-  PutTime(&body, "today_to", live.day_start_unix_ms() + kDayMs);
-  return JsonResponse(200, body);
+  w.EndArray().Key("count").Uint(count);
+  WriteTime(&w, "generated_at", "generated_at_unix_ms", s_.clock->WallUnixMs());
+  WriteTime(&w, "today_from", "today_from_unix_ms", live.day_start_unix_ms());
+  WriteTime(&w, "today_to", "today_to_unix_ms", live.day_start_unix_ms() + kDayMs);
+  w.EndObject();
+  return JsonTextResponse(200, w.Take());
 }
 
 void LiveApi::LoadHealth(const InstrumentView& view) {
@@ -229,17 +273,30 @@ HttpResponse LiveApi::GetInstrument(const HttpRequest& request) {
   const InstrumentView* view = s_.view->Find(id);
   if (view == nullptr) return JsonError(404, "no instrument '" + id + "'");
   LoadHealth(*view);
-  json j = InstrumentJson(*s_.view, *view);
-  j["events_stored"] = view->events_stored;
-  j["contiguous_seq"] = view->contiguous_seq;
+  JsonWriter w;
+  w.BeginObject();
+  WriteInstrumentFields(&w, *view);
+  w.Key("events_stored").Uint(view->events_stored);
+  w.Key("contiguous_seq").Uint(view->contiguous_seq);
   // The agent's own meter (DESIGN rule 2), as of its newest observation point.
-  j["agent_meter"] = view->live.counters_seq == 0
-                         ? json(nullptr)
-                         : json{{"powered_seconds", Round3(view->live.powered_ms / 1000.0)},
-                                {"in_use_seconds", Round3(view->live.in_use_ms / 1000.0)},
-                                {"at_seq", view->live.counters_seq}};
-  j["agent_health"] = view->health.has_value() ? HealthJson(*view->health) : json(nullptr);
-  return JsonResponse(200, j);
+  w.Key("agent_meter");
+  if (view->live.counters_seq == 0) {
+    w.Null();
+  } else {
+    w.BeginObject();
+    w.Key("powered_seconds").Double(Round3(static_cast<double>(view->live.powered_ms) / 1000.0));
+    w.Key("in_use_seconds").Double(Round3(static_cast<double>(view->live.in_use_ms) / 1000.0));
+    w.Key("at_seq").Uint(view->live.counters_seq);
+    w.EndObject();
+  }
+  w.Key("agent_health");
+  if (view->health.has_value()) {
+    WriteHealth(&w, *view->health);
+  } else {
+    w.Null();
+  }
+  w.EndObject();
+  return JsonTextResponse(200, w.Take());
 }
 
 HttpResponse LiveApi::GetTimeline(const HttpRequest& request) {
@@ -322,16 +379,23 @@ HttpResponse LiveApi::OpenStream(const HttpRequest& request) {
 std::string LiveApi::StreamMessage(const LiveEvent& event, uint64_t id) const {
   const InstrumentView* view = s_.view->Find(event.instrument_id);
   if (view == nullptr) return "";
-  json data = InstrumentJson(*s_.view, *view);
+  JsonWriter w;
+  w.BeginObject();
+  WriteInstrumentFields(&w, *view);
   const char* name = "state";
   if (event.kind == LiveEvent::Kind::kState) {
-    data["previous_state"] = LiveStateName(event.previous_state);
+    w.Key("previous_state").String(LiveStateName(event.previous_state));
   } else {
     name = "online";
-    data["previous_online"] =
-        event.previous_online.has_value() ? json(*event.previous_online) : json(nullptr);
+    w.Key("previous_online");
+    if (event.previous_online.has_value()) {
+      w.Bool(*event.previous_online);
+    } else {
+      w.Null();
+    }
   }
-  return "id: " + std::to_string(id) + "\nevent: " + name + "\ndata: " + data.dump() + "\n\n";
+  w.EndObject();
+  return "id: " + std::to_string(id) + "\nevent: " + name + "\ndata: " + w.Take() + "\n\n";
 }
 
 std::string LiveApi::ResyncMessage(uint64_t id) const {

@@ -63,6 +63,7 @@ Status LiveView::Reload() {
     auto it = fresh.find(di.device_id);
     if (it != fresh.end()) KeepRecent(&it->second, di.interval);
   }
+  for (auto& [id, view] : fresh) Total(&view);
   instruments_ = std::move(fresh);
   registry_read_mono_ms_ = clock_->MonotonicMs();
   registry_stale_ = false;
@@ -106,6 +107,7 @@ void LiveView::PruneRecent() {
   for (auto& [id, view] : instruments_) {
     std::erase_if(view.recent,
                   [&](const auto& entry) { return EndedBefore(entry.second, day_start_ms_); });
+    Total(&view);
   }
 }
 
@@ -127,6 +129,7 @@ std::vector<LiveEvent> LiveView::Apply(const std::vector<LiveChange>& changes) {
     view.events_stored = change.events_stored;
     view.live = change.live;
     for (const Interval& interval : change.intervals) KeepRecent(&view, interval);
+    if (!change.intervals.empty()) Total(&view);
     if (change.health.has_value() &&
         (!view.health.has_value() || change.health->seq >= view.health->seq))
       view.health = change.health;
@@ -154,10 +157,10 @@ void LiveView::SetHealth(const std::string& instrument_id, const AgentHealth& he
     it->second.health = health;
 }
 
-DayTotals LiveView::Today(const InstrumentView& view) const {
+void LiveView::Total(InstrumentView* view) const {
   DayTotals totals;
   const int64_t day_end = day_start_ms_ + kDayMs;
-  for (const auto& [key, iv] : view.recent) {
+  for (const auto& [key, iv] : view->recent) {
     const int64_t start = std::max(iv.start_wall_unix_ms, day_start_ms_);
     const int64_t end = std::min(iv.end_wall_unix_ms(), day_end);
     if (end <= start) continue;
@@ -169,7 +172,7 @@ DayTotals LiveView::Today(const InstrumentView& view) const {
       if (protocol::IsInUse(iv.state)) totals.in_use_seconds += seconds;
     }
   }
-  return totals;
+  view->today = totals;
 }
 
 }  // namespace instrumeter::hub

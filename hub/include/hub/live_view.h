@@ -23,6 +23,13 @@ namespace instrumeter::hub {
 
 inline constexpr int64_t kDayMs = 86'400'000;
 
+// Seconds within the current UTC day, from the stored intervals (as of their last point).
+struct DayTotals {
+  double powered_seconds = 0;
+  double in_use_seconds = 0;
+  double gap_seconds = 0;
+};
+
 // One instrument (or a device that sent telemetry without being registered).
 struct InstrumentView {
   Instrument instrument;  // registry fields; only instrument_id for an unregistered device
@@ -34,13 +41,7 @@ struct InstrumentView {
   std::optional<AgentHealth> health;  // from the newest heartbeat seen, when known
   // Intervals that end after the current UTC day began, by (kind, start_seq).
   std::map<std::pair<IntervalKind, uint64_t>, Interval> recent;
-};
-
-// Seconds within the current UTC day, from the stored intervals (as of their last point).
-struct DayTotals {
-  double powered_seconds = 0;
-  double in_use_seconds = 0;
-  double gap_seconds = 0;
+  DayTotals today;  // `recent` clipped to the current day; kept in step with it
 };
 
 // A change worth pushing to stream clients.
@@ -76,7 +77,6 @@ class LiveView {
   void SetHealth(const std::string& instrument_id, const AgentHealth& health);
 
   int64_t day_start_unix_ms() const { return day_start_ms_; }
-  DayTotals Today(const InstrumentView& view) const;
 
  private:
   LiveView(Store* store, const Clock* clock, int64_t registry_refresh_ms)
@@ -84,6 +84,8 @@ class LiveView {
   Status RefreshRegistry();
   void KeepRecent(InstrumentView* view, const Interval& interval) const;
   void PruneRecent();
+  // Sums `view->recent` within the current day into `view->today`.
+  void Total(InstrumentView* view) const;
 
   Store* store_;
   const Clock* clock_;
