@@ -179,7 +179,8 @@ echo
 echo "== the instruments as the hub sees them now"
 "$hub_bin" status --config "$hub_conf"
 silent=$("$hub_bin" status --format json --config "$hub_conf" |
-  tr -d ' \n' | grep -o '"events_stored":0,[^}]*"instrument_id":"[^"]*"' | sed 's/.*"instrument_id":"//; s/"$//' | tr '\n' ' ')
+  tr -d ' \n' | grep -o '"events_stored":0,[^}]*"instrument_id":"[^"]*"' | sed 's/.*"instrument_id":"//; s/"$//' | tr '\n' ' ' ||
+  true)  # grep finds nothing when every instrument reported: not a failure
 if [ -n "$silent" ]; then
   echo "these instruments reported nothing: $silent(see $run/logs/)" >&2
   exit 1

@@ -53,7 +53,8 @@
     if (h < 48) return h + 'h ' + (m % 60) + 'm';
     return Math.floor(h / 24) + 'd ' + (h % 24) + 'h';
   }
-  const hours = (seconds) => (seconds / 3600).toFixed(seconds < 36000 ? 2 : 1) + ' h';
+  // Under an hour in minutes and seconds; above in hours.
+  const hours = (seconds) => (seconds < 3600 ? duration(seconds * 1000) : (seconds / 3600).toFixed(seconds < 36000 ? 2 : 1) + ' h');
   const ago = (unixMs) => (unixMs ? duration(Date.now() - unixMs) + ' ago' : 'never');
   const utc = (unixMs) => (unixMs ? new Date(unixMs).toISOString().replace('T', ' ').slice(0, 19) + ' UTC' : '–');
 
@@ -130,7 +131,7 @@
     const tile = el('button');
     tile.type = 'button';
     tile.dataset.id = inst.instrument_id;
-    tile.append(el('span', 'badge', 'OFFLINE'), el('span', 't-name'), el('span', 't-inst'));
+    tile.append(el('span', 'badge', 'AGENT OFFLINE'), el('span', 't-name'), el('span', 't-inst'));
     const st = el('span', 't-state');
     st.append(el('span', 't-label'), el('span', 't-since'));
     tile.append(st);
@@ -140,10 +141,12 @@
     return tile;
   }
 
+  const cityOf = (inst) => inst.city || '(no city)';
+
   function groupByCity(list) {
     const cities = new Map();
     for (const inst of list) {
-      const city = inst.city || '(no city)';
+      const city = cityOf(inst);
       if (!cities.has(city)) cities.set(city, []);
       cities.get(city).push(inst);
     }
@@ -201,7 +204,7 @@
     groups.replaceChildren();
     if (firstRender && byId.size > 0) {
       firstRender = false;
-      if (byId.size <= COLLAPSE_ABOVE) for (const inst of byId.values()) openCities.add(inst.city || '(no city)');
+      if (byId.size <= COLLAPSE_ABOVE) for (const inst of byId.values()) openCities.add(cityOf(inst));
     }
     const narrowed = f.q || f.state || f.offline || f.city;
     if (!list.length) {
@@ -220,7 +223,7 @@
       det.addEventListener('toggle', () => {
         if (det.open) {
           openCities.add(city);
-          if (!body.childElementCount) fillCity(body, [...byId.values()].filter((i) => (i.city || '(no city)') === city && matches(i, filters())));
+          if (!body.childElementCount) fillCity(body, [...byId.values()].filter((i) => cityOf(i) === city && matches(i, filters())));
         } else {
           openCities.delete(city);
           for (const t of body.querySelectorAll('.tile')) tileOf.delete(t.dataset.id);
@@ -262,18 +265,18 @@
   function applyChange(inst) {
     const before = byId.get(inst.instrument_id);
     byId.set(inst.instrument_id, inst);
-    const tile = tileOf.get(inst.instrument_id);
-    if (tile) {
-      fillTile(tile, inst);
-    } else if (!before) {
-      render();  // a new instrument: its city may be new
-      return;
+    const f = filters();
+    // A new instrument, or one that enters or leaves the filtered view: draw the page again.
+    if (!before || matches(before, f) !== matches(inst, f) || cityOf(before) !== cityOf(inst)) {
+      render();
+    } else {
+      const tile = tileOf.get(inst.instrument_id);
+      if (tile) fillTile(tile, inst);
+      const city = cityOf(inst);
+      const head = document.querySelector('details.city[data-city="' + CSS.escape(city) + '"] > summary');
+      if (head) cityHeader(head, city, [...byId.values()].filter((i) => cityOf(i) === city && matches(i, f)));
+      markSummaryDirty();
     }
-    if (before && before.city === inst.city) {
-      const det = document.querySelector('details.city[data-city="' + CSS.escape(inst.city || '(no city)') + '"] > summary');
-      if (det) cityHeader(det, inst.city || '(no city)', [...byId.values()].filter((i) => i.city === inst.city && matches(i, filters())));
-    }
-    markSummaryDirty();
     if (selected === inst.instrument_id) refreshPanel();
   }
 
@@ -481,7 +484,7 @@
   $('city').addEventListener('change', render);
   $('state').addEventListener('change', render);
   $('offline-only').addEventListener('change', render);
-  $('expand-all').addEventListener('click', () => { for (const i of byId.values()) openCities.add(i.city || '(no city)'); render(); });
+  $('expand-all').addEventListener('click', () => { for (const i of byId.values()) openCities.add(cityOf(i)); render(); });
   $('collapse-all').addEventListener('click', () => { openCities.clear(); render(); });
   $('p-close').addEventListener('click', closePanel);
   document.addEventListener('keydown', (e) => { if (e.key === 'Escape') closePanel(); });

@@ -323,9 +323,8 @@ TEST_F(DashboardBrowserTest, TilesFollowTheStreamWithoutAReload) {
                         "document.querySelectorAll('.tile').length === 8;"))
       << browser.Run("return document.body.innerText;").dump();
   EXPECT_EQ(browser.Run(TileState(kWatched)), "IDLE");
-  EXPECT_EQ(browser.Run("return document.querySelector('.count[data-state=\"IN_USE\"] .n')"
-                        ".textContent;"),
-            "2");
+  EXPECT_TRUE(browser.WaitUntil(
+      "return document.querySelector('.count[data-state=\"IN_USE\"] .n').textContent === '2';"));
   EXPECT_EQ(browser.Run("return document.querySelector('.tile[data-id=\"sh-simm-seq-2\"]')"
                         ".classList.contains('offline');"),
             true)
@@ -339,9 +338,9 @@ TEST_F(DashboardBrowserTest, TilesFollowTheStreamWithoutAReload) {
   ASSERT_TRUE(browser.WaitUntil("return (function(){" + TileState(kWatched) + "})() === 'IN_USE';"))
       << browser.Run(TileState(kWatched)).dump();
   EXPECT_EQ(browser.Run("return window.__instrumeterPageId;"), page_id) << "the page reloaded";
-  EXPECT_EQ(browser.Run("return document.querySelector('.count[data-state=\"IN_USE\"] .n')"
-                        ".textContent;"),
-            "3");
+  // The counts follow on the next animation frame.
+  EXPECT_TRUE(browser.WaitUntil(
+      "return document.querySelector('.count[data-state=\"IN_USE\"] .n').textContent === '3';"));
   // Its agent goes offline: the tile says so.
   SetOnline(kWatched, false);
   ASSERT_TRUE(browser.WaitUntil("return document.querySelector('.tile[data-id=\"" +
