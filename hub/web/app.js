@@ -94,7 +94,7 @@
     const card = (cls, n, label, onClick, isActive) => {
       const b = el('button', 'count ' + cls + (isActive ? ' active' : ''));
       b.type = 'button';
-      b.append(el('span', 'n', String(n)), el('span', 'l', label));
+      b.append(el('span', 'n', n.toLocaleString('en-US')), el('span', 'l', label));
       b.addEventListener('click', onClick);
       box.append(b);
       return b;

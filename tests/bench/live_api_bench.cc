@@ -1,7 +1,9 @@
 // Scale benchmark of the live API (not a test: it asserts nothing and measures wall time).
 //
-//   build/tests/bench/live_api_bench [instruments=10000] [requests=30]
+//   build/tests/bench/live_api_bench [instruments=10000] [requests=30] [serve_seconds=0]
 //
+// With serve_seconds, the HTTP side stays up that long afterwards (its address is printed), to
+// look at the dashboard with that many instruments.
 // Registers N instruments in 50 cities, ingests a day of state changes for each through the real
 // ingest path into a real SQLite file (about 50 intervals per instrument), starts the HTTP side
 // in-process on a loopback port, then measures over the socket:
@@ -14,6 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "hub/live_http.h"
@@ -51,6 +54,7 @@ void Report(const char* what, std::vector<double> ms, size_t bytes = 0) {
 int Main(int argc, char** argv) {
   const int instruments = argc > 1 ? std::atoi(argv[1]) : 10'000;
   const int requests = argc > 2 ? std::atoi(argv[2]) : 30;
+  const int serve_seconds = argc > 3 ? std::atoi(argv[3]) : 0;
   constexpr int kChangesPerDay = 48;  // a state change every 30 minutes
   instrumeter::testing::TempDir dir;
   const std::string db = dir.File("hub.db");
@@ -158,6 +162,11 @@ int Main(int argc, char** argv) {
     latency.push_back(Ms(Clock::now() - committed));
   }
   Report("stream: commit -> SSE event at the client", latency);
+  if (serve_seconds > 0) {
+    std::printf("serving http://127.0.0.1:%d/ for %d s\n", port, serve_seconds);
+    std::fflush(stdout);
+    std::this_thread::sleep_for(std::chrono::seconds(serve_seconds));
+  }
   return 0;
 }
 
