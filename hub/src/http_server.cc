@@ -192,7 +192,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
                     e.what());
       response = JsonError(500, std::string("internal error: ") + e.what());
     }
-    if (response.stream && response.status == 200) {
+    if (response.stream && response.status == 200 && !head) {
       StartStream(response);
     } else {
       Reply(response, keep_alive, head);

@@ -223,6 +223,12 @@ TEST_F(HttpServerTest, StreamsBroadcastsAndHeartbeats) {
   // Heartbeat comments keep coming while nothing happens.
   EXPECT_FALSE(sse.Next(std::chrono::milliseconds(350)).has_value());
   EXPECT_GE(sse.comments(), 2);
+  // HEAD tells what a stream would be without opening one.
+  auto head = Fetch(server_->port(), {.method = "HEAD", .target = "/stream"});
+  ASSERT_TRUE(head.ok()) << head.status().ToString();
+  EXPECT_EQ(head->status, 200);
+  EXPECT_EQ(head->Header("content-type"), "text/event-stream");
+  EXPECT_EQ(stats_.stream_clients.load(), 1u);
 }
 
 TEST_F(HttpServerTest, LimitsStreamClients) {
