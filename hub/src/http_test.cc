@@ -1,5 +1,7 @@
 #include "hub/http.h"
 
+#include "hub/hub_config.h"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -157,6 +159,38 @@ TEST_F(WebFilesTest, RefusesTraversalHiddenFilesFoldersAndEscapingLinks) {
     EXPECT_EQ(Body(r)["error"]["status"], 404) << name;
   }
   EXPECT_EQ(ServeWebFile(dir_.File("no-such-root"), "").status, 404);
+}
+
+TEST(HttpConfigTest, DefaultsToLoopbackAndRefusesBadValuesByKey) {
+  const std::string base = "[mqtt]\nbroker = \"tcp://127.0.0.1:1883\"\n[store]\npath = \"h.db\"\n";
+  auto config = ParseHubConfig(base, "hub.toml");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_TRUE(config->http.enabled);
+  EXPECT_EQ(config->http.server.listen, "127.0.0.1:8080");
+  EXPECT_EQ(config->http.web_root, "");
+  EXPECT_EQ(config->http.server.stream_heartbeat_ms, 15'000);
+
+  auto custom = ParseHubConfig(base +
+                                   "[http]\nlisten = \"[::1]:9090\"\nenabled = false\n"
+                                   "web_root = \"/srv/web\"\nstream_queue_events = 10\n",
+                               "hub.toml");
+  ASSERT_TRUE(custom.ok()) << custom.status().ToString();
+  EXPECT_FALSE(custom->http.enabled);
+  EXPECT_EQ(custom->http.server.listen, "[::1]:9090");
+  EXPECT_EQ(custom->http.web_root, "/srv/web");
+  EXPECT_EQ(custom->http.server.stream_queue_events, 10u);
+
+  for (const char* bad : {"listen = \"8080\"", "listen = \"host:\"", "listen = \"h:99999\"",
+                          "listen = \"h:80x\"", "listen = \"h:123456789012345678901\""}) {
+    auto refused = ParseHubConfig(base + "[http]\n" + bad + "\n", "hub.toml");
+    ASSERT_FALSE(refused.ok()) << bad;
+    EXPECT_NE(refused.status().message().find("hub.toml [http]: key 'listen': expected host:port"),
+              std::string::npos)
+        << refused.status().message();
+  }
+  auto unknown = ParseHubConfig(base + "[http]\nport = 80\n", "hub.toml");
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("port"), std::string::npos);
 }
 
 }  // namespace
