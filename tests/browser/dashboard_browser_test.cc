@@ -211,7 +211,9 @@ class DashboardBrowserTest : public ::testing::Test {
     for (const Fixture& f : kInstruments) {
       if (f.state == v1::INSTRUMENT_STATE_UNSPECIFIED) continue;
       const bool powered = protocol::IsPowered(f.state);
-      const int64_t start = now - 3 * 3'600'000;
+      // The history ends a second ago, so the current state overlaps "today" (a UTC day) at
+      // any time of day: it failed just after midnight when the history ended 10 minutes ago.
+      const int64_t start = now - (5'400'000 + 4 * 1'200'000) - 1'000;
       std::vector<v1::Event> events = {
           ht::Start(1, v1::INSTRUMENT_STATE_IDLE, {ht::kBoot1, 1'000, start})};
       events.push_back(ht::Stop(2, v1::INSTRUMENT_STATE_IDLE,
