@@ -46,7 +46,7 @@ TEST(FAULT_SUITE, HubDiskFullThenFreedAlarmsAcksNothingUncommittedEndsExact) {
   const int64_t alarm_ms = MonotonicNowMs() - full_at;
   // The hub's /healthz and /metrics (another change) will carry this alarm too; the log line is
   // what this build has.
-  std::this_thread::sleep_for(seconds(10));
+  std::this_thread::sleep_for(std::chrono::milliseconds(kScale.disk_full_ms));
   EXPECT_TRUE(s.HubRunning()) << "the hub died on a full disk";
   (*fs)->Free();
   const int64_t freed_at = MonotonicNowMs();
@@ -76,7 +76,7 @@ TEST(FAULT_SUITE, AgentDiskFullKeepsMeasuringInMemoryAndStoresLaterExact) {
   const std::string log = s.agent(id).dir + "/agent.log";
   EXPECT_TRUE(WaitFor([&] { return LogHas(log, "wait in memory"); }, seconds(30)))
       << "the agent never reported events waiting in memory";
-  std::this_thread::sleep_for(seconds(10));
+  std::this_thread::sleep_for(std::chrono::milliseconds(kScale.disk_full_ms));
   EXPECT_TRUE(s.agent(id).process.Running()) << "the agent died on a full disk";
   (*fs)->Free();
   EXPECT_TRUE(WaitFor([&] { return LogHas(log, "outbox writable again"); }, seconds(30)));
@@ -89,7 +89,7 @@ TEST(FAULT_SUITE, AgentDiskFullKeepsMeasuringInMemoryAndStoresLaterExact) {
   const long waited = at == std::string::npos ? -1 : std::atol(text.c_str() + at + marker.size());
   EXPECT_GT(waited, 0) << "no event waited in memory: the fault did not happen";
   std::printf(
-      "[figures] agent disk full (filler %zu bytes) for 10 s: %ld events waited in memory "
+      "[figures] agent disk full (filler %zu bytes) for %lld ms: %ld events waited in memory "
       "and were stored when the space returned\n",
       *filled, waited);
 }

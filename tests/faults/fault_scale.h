@@ -29,7 +29,8 @@ struct FaultScale {
   int64_t long_cut_ms;  // the link cut that must be survived (30 s fast, 10 min full)
   int64_t stall_ms;     // half-open, then dropping link
   int64_t hub_offline_ms;
-  int64_t replay_ms;  // how long the replayer works on live traffic
+  int64_t replay_ms;     // how long the replayer works on live traffic
+  int64_t disk_full_ms;  // how long a disk stays full
   int loadgen_devices;
   int loadgen_backlog;
 };
@@ -42,6 +43,7 @@ inline constexpr FaultScale kScale{.broker_kills = 10,
                                    .stall_ms = 60'000,
                                    .hub_offline_ms = 60'000,
                                    .replay_ms = 120'000,
+                                   .disk_full_ms = 60'000,
                                    .loadgen_devices = 1000,
                                    .loadgen_backlog = 200};
 #else
@@ -52,6 +54,7 @@ inline constexpr FaultScale kScale{.broker_kills = 3,
                                    .stall_ms = 12'000,
                                    .hub_offline_ms = 20'000,
                                    .replay_ms = 20'000,
+                                   .disk_full_ms = 10'000,
                                    .loadgen_devices = 100,
                                    .loadgen_backlog = 200};
 #endif

@@ -12,7 +12,7 @@ shift || true
 build_dir="$root/build-fuzz"
 echo "== configure ($build_dir)"
 cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_C_COMPILER=clang-14 \
+  -DCMAKE_CXX_COMPILER=clang++-14 \
   -DINSTRUMETER_SANITIZE=ON -DINSTRUMETER_FUZZ=ON \
   -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link" >/dev/null
 echo "== build"
@@ -23,7 +23,10 @@ cmake --build "$build_dir" -j2 --target instrumeter_fuzzers >"$build_dir/fuzz-bu
 
 harnesses=("$@")
 if [ ${#harnesses[@]} -eq 0 ]; then
-  for dir in "$root"/tests/fuzz/corpus/*/; do harnesses+=("$(basename "$dir")"); done
+  for bin in "$build_dir"/tests/fuzz/*_fuzzer; do
+    name=$(basename "$bin")
+    harnesses+=("${name%_fuzzer}")
+  done
 fi
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
