@@ -91,7 +91,7 @@ TEST(FAULT_SUITE, AgentDiskFullKeepsMeasuringInMemoryAndStoresLaterExact) {
   std::printf(
       "[figures] agent disk full (filler %zu bytes) for %lld ms: %ld events waited in memory "
       "and were stored when the space returned\n",
-      *filled, waited);
+      *filled, static_cast<long long>(kScale.disk_full_ms), waited);
 }
 
 }  // namespace
