@@ -80,8 +80,13 @@ TEST(FAULT_SUITE, HubOfflineLongerThanBrokerQueueAsksForResendsAndEndsExact) {
                             {protocol::AllDevices(protocol::Channel::kAck)});
   ASSERT_TRUE(tap.ok()) << tap.status().ToString();
   ASSERT_TRUE((*tap)->WaitConnected(seconds(10)));
+  // A wide window sends every heartbeat while the hub is away (more than the broker keeps), and
+  // an ack timeout longer than the whole test leaves the hub's ResendRequest as the only way the
+  // dropped events can come back.
   for (uint64_t i = 1; i <= 3; ++i)
-    ASSERT_OK(s.AddAgent("queue-" + std::to_string(i), {.seed = 8000 + i}));
+    ASSERT_OK(
+        s.AddAgent("queue-" + std::to_string(i),
+                   {.seed = 8000 + i, .ack_timeout_ms = 600'000, .max_envelopes_in_flight = 64}));
   std::this_thread::sleep_for(seconds(5));
   s.KillHub();
   std::this_thread::sleep_for(milliseconds(kScale.hub_offline_ms));

@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include <filesystem>
+#include <sstream>
 
 #include "common/sqlite_db.h"
 
@@ -76,42 +77,25 @@ Status Stack::AddAgent(const std::string& id, const AgentOptions& o) {
   std::filesystem::create_directories(record.dir);
   std::filesystem::create_directories(record.state_dir);
   record.config_path = record.dir + "/agent.toml";
-  WriteFile(record.config_path, "device_id = \"" + id +
-                                    "\"\n"
-                                    "state_dir = \"" +
-                                    record.state_dir +
-                                    "\"\n"
-                                    "poll_interval_ms = " +
-                                    std::to_string(o.poll_interval_ms) +
-                                    "\n"
-                                    "heartbeat_interval_ms = " +
-                                    std::to_string(o.heartbeat_interval_ms) +
-                                    "\n"
-                                    "\n[mqtt]\nbroker = \"" +
-                                    (o.broker_url.empty() ? broker_->url() : o.broker_url) +
-                                    "\"\n"
-                                    "keepalive_s = " +
-                                    std::to_string(o.keepalive_s) +
-                                    "\n"
-                                    "reconnect_min_ms = " +
-                                    std::to_string(o.reconnect_min_ms) +
-                                    "\n"
-                                    "reconnect_max_ms = " +
-                                    std::to_string(o.reconnect_max_ms) +
-                                    "\n"
-                                    "ack_timeout_ms = 3000\nshutdown_flush_ms = 10000\n"
-                                    "\n[[adapter]]\nname = \"sim\"\ntype = \"simulator\"\n"
-                                    "seed = " +
-                                    std::to_string(o.seed) +
-                                    "\n"
-                                    "min_period_ms = " +
-                                    std::to_string(o.min_period_ms) +
-                                    "\n"
-                                    "max_period_ms = " +
-                                    std::to_string(o.max_period_ms) +
-                                    "\n"
-                                    "truth_file = \"" +
-                                    record.dir + "/truth.log\"\n");
+  std::ostringstream config;
+  config << "device_id = \"" << id << "\"\n"
+         << "state_dir = \"" << record.state_dir << "\"\n"
+         << "poll_interval_ms = " << o.poll_interval_ms << "\n"
+         << "heartbeat_interval_ms = " << o.heartbeat_interval_ms << "\n"
+         << "\n[mqtt]\n"
+         << "broker = \"" << (o.broker_url.empty() ? broker_->url() : o.broker_url) << "\"\n"
+         << "keepalive_s = " << o.keepalive_s << "\n"
+         << "reconnect_min_ms = " << o.reconnect_min_ms << "\n"
+         << "reconnect_max_ms = " << o.reconnect_max_ms << "\n"
+         << "ack_timeout_ms = " << o.ack_timeout_ms << "\n"
+         << "max_envelopes_in_flight = " << o.max_envelopes_in_flight << "\n"
+         << "shutdown_flush_ms = 10000\n"
+         << "\n[[adapter]]\nname = \"sim\"\ntype = \"simulator\"\n"
+         << "seed = " << o.seed << "\n"
+         << "min_period_ms = " << o.min_period_ms << "\n"
+         << "max_period_ms = " << o.max_period_ms << "\n"
+         << "truth_file = \"" << record.dir << "/truth.log\"\n";
+  WriteFile(record.config_path, config.str());
   agents_.emplace(id, std::move(record));
   options_[id] = o;
   return StartAgent(id);

@@ -43,6 +43,8 @@ class Stack {
     int64_t keepalive_s = 30;
     int64_t reconnect_min_ms = 200;
     int64_t reconnect_max_ms = 2000;
+    int64_t ack_timeout_ms = 3000;
+    int64_t max_envelopes_in_flight = 8;
     // The agent's state_dir; empty: a folder beside its config.
     std::string state_dir;
     // Extra environment for every start of this agent ("NAME=value": LD_PRELOAD, faketime).

@@ -1,7 +1,10 @@
 // The "exact" check of issue 6, shared by the metered-path and fault-injection tests: each
 // instrument's hours at the hub equal the simulator's ground truth to the second, except the time
-// its agent itself was down, which is reported as a gap of that length; every (device, sequence)
-// is stored exactly once; nothing is left in any outbox; the hub never raised a security alarm.
+// its agent itself was down, which is reported as a gap of that length (each gap within 1 s of
+// the downtime the test measured; the hours never above the truth, and below it only by what the
+// gaps report beyond the measured downtimes: the moments between a killed agent's last settled
+// point and the kill); every (device, sequence) is stored exactly once; nothing is left in any
+// outbox; the hub never raised a security alarm.
 //
 // Test-thread helpers that report through GoogleTest assertions (EXPECT/ADD_FAILURE), so that a
 // failing run names every instrument and figure that is off, not just the first.
