@@ -105,6 +105,8 @@ void TcpProxy::Run() {
     open_ = pairs.size();
 
     std::vector<pollfd> fds = {{wake_fd_, POLLIN, 0}, {listen_fd_, POLLIN, 0}};
+    // Only these pairs are in `fds`; one accepted below waits for the next round.
+    const size_t polled = mode != Mode::kStall ? pairs.size() : 0;
     if (mode != Mode::kStall) {
       for (auto& p : pairs) {
         // Read a side only while the other side's backlog is drained: back-pressure.
@@ -148,7 +150,7 @@ void TcpProxy::Run() {
       }
     }
     if (mode == Mode::kStall || mode != mode_.load()) continue;
-    for (size_t i = 0; i < pairs.size(); ++i) {
+    for (size_t i = 0; i < polled; ++i) {
       Pair& p = *pairs[i];
       const pollfd& cfd = fds[2 + 2 * i];
       const pollfd& sfd = fds[3 + 2 * i];

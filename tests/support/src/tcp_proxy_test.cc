@@ -77,6 +77,7 @@ TEST_F(TcpProxyTest, ForwardsCutsAndResumes) {
 
   proxy_->Cut();
   EXPECT_TRUE(WaitForKind(*via, Kind::kConnectionLost, seconds(5)));
+  std::this_thread::sleep_for(milliseconds(300));  // as a client's backoff would
   const size_t accepted = proxy_->AcceptTimes().size();
   ASSERT_TRUE(via->Connect().ok());
   EXPECT_TRUE(WaitForKind(*via, Kind::kConnectFailed, seconds(5)));
