@@ -37,7 +37,8 @@ build_dir="$root/build-tests"
 cmake_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DINSTRUMETER_WERROR=ON -DINSTRUMETER_FAULT_HOOKS=ON)
 if [ "$sanitize" -eq 1 ]; then
   build_dir="$root/build-sanitize"
-  cmake_args+=(-DINSTRUMETER_SANITIZE=ON)
+  # Unoptimised: compiles faster, and the sanitizers point at the exact line.
+  cmake_args+=(-DINSTRUMETER_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug)
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 fi
