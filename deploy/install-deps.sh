@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages instrumeter needs that are not installed yet.
-#   deploy/install-deps.sh [build] [test] [run]
-# build: compilers and -dev libraries; test: test tools; run: the broker. Default: all.
+#   deploy/install-deps.sh [build] [test] [run] [fuzz]
+# build: compilers and -dev libraries; test: test tools; run: the broker; fuzz: clang and its
+# libFuzzer runtime (tests/fuzz/run.sh). Default: build, test and run.
 # Idempotent and quiet when nothing is missing; needs root (or sudo) only when something is.
 set -euo pipefail
 
@@ -9,8 +10,10 @@ build_pkgs=(g++ cmake make pkg-config clang-format
   libpaho-mqttpp-dev libpaho-mqtt-dev libssl-dev libprotobuf-dev protobuf-compiler
   libsqlite3-dev libboost-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libspdlog-dev
   prometheus-cpp-dev libmodbus-dev libpcre2-dev)
-test_pkgs=(libgtest-dev libgmock-dev libbenchmark-dev sqlite3 mosquitto-clients chromium chromium-driver)
+test_pkgs=(libgtest-dev libgmock-dev libbenchmark-dev sqlite3 mosquitto-clients faketime chromium
+  chromium-driver)
 run_pkgs=(mosquitto)
+fuzz_pkgs=(clang-14 libclang-rt-14-dev)
 
 want=()
 [ $# -eq 0 ] && set -- build test run
@@ -19,7 +22,8 @@ for set_name in "$@"; do
     build) want+=("${build_pkgs[@]}") ;;
     test) want+=("${test_pkgs[@]}") ;;
     run) want+=("${run_pkgs[@]}") ;;
-    *) echo "install-deps.sh: unknown package set '$set_name' (build, test, run)" >&2; exit 2 ;;
+    fuzz) want+=("${fuzz_pkgs[@]}") ;;
+    *) echo "install-deps.sh: unknown package set '$set_name' (build, test, run, fuzz)" >&2; exit 2 ;;
   esac
 done
 

@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <array>
+#include <cstdlib>
 #include <cstring>
+#include <string_view>
 
 namespace instrumeter::agent {
 namespace {
@@ -108,6 +110,15 @@ Result<std::optional<CheckpointData>> ReadNewest(int fd, const std::string& path
   return newest;
 }
 
+#ifdef INSTRUMETER_FAULT_HOOKS
+uint64_t CrashInWriteFromEnv() {
+  const char* fault = std::getenv("INSTRUMETER_FAULT");
+  const std::string_view prefix = "crash_in_checkpoint:";
+  if (fault == nullptr || std::string_view(fault).substr(0, prefix.size()) != prefix) return 0;
+  return std::strtoull(fault + prefix.size(), nullptr, 10);
+}
+#endif
+
 }  // namespace
 
 Result<std::unique_ptr<CheckpointFile>> CheckpointFile::Open(const std::string& path) {
@@ -123,6 +134,9 @@ Result<std::unique_ptr<CheckpointFile>> CheckpointFile::Open(const std::string& 
   auto newest = ReadNewest(fd, path, &file->generation_);
   if (!newest.ok()) return newest.status();
   file->last_ = std::move(*newest);
+#ifdef INSTRUMETER_FAULT_HOOKS
+  file->crash_in_write_ = CrashInWriteFromEnv();
+#endif
   // Fixed size from the start, so that later writes never allocate (they work on a full disk).
   if (::ftruncate(fd, static_cast<off_t>(kFileBytes)) != 0)
     return Status::IoError(Errno("cannot size checkpoint", path));
@@ -151,6 +165,12 @@ Status CheckpointFile::Write(const CheckpointData& data) {
   const uint64_t generation = generation_ + 1;
   const Slot slot = Encode(data, generation);
   const off_t offset = static_cast<off_t>((generation % 2) * kSlotBytes);
+#ifdef INSTRUMETER_FAULT_HOOKS
+  if (crash_in_write_ > 0 && ++writes_ == crash_in_write_) {
+    (void)::pwrite(fd_, slot.data(), slot.size() / 2, offset);
+    _exit(137);
+  }
+#endif
   const ssize_t n = ::pwrite(fd_, slot.data(), slot.size(), offset);
   if (n != static_cast<ssize_t>(slot.size()))
     return Status::IoError(Errno("cannot write checkpoint", path_));

@@ -60,6 +60,12 @@ class CheckpointFile {
   std::string path_;
   uint64_t generation_ = 0;  // of the newest valid slot
   std::optional<CheckpointData> last_;
+#ifdef INSTRUMETER_FAULT_HOOKS
+  // INSTRUMETER_FAULT=crash_in_checkpoint:N: the Nth Write of this run writes the first half of
+  // its slot and then _exit(137)s, the torn write a SIGKILL or power cut can leave.
+  uint64_t crash_in_write_ = 0;
+  uint64_t writes_ = 0;
+#endif
 };
 
 }  // namespace instrumeter::agent

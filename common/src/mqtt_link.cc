@@ -128,6 +128,9 @@ Status MqttLink::Connect() {
   opts.set_connect_timeout(std::chrono::milliseconds(impl_->options.connect_timeout_ms));
   opts.set_max_inflight(impl_->options.max_inflight);
   opts.set_automatic_reconnect(false);
+  // Paho's default tries MQTT 3.1.1 and, when that fails, at once MQTT 3.1: every failed attempt
+  // was two TCP connections, doubling what a broker that many clients reconnect to must refuse.
+  opts.set_mqtt_version(MQTTVERSION_3_1_1);
   if (impl_->options.will) {
     const Will& w = *impl_->options.will;
     opts.set_will(

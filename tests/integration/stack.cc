@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include <filesystem>
+#include <sstream>
 
 #include "common/sqlite_db.h"
 
@@ -15,17 +16,21 @@ int64_t MonotonicNowMs() {
   return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
 }
 
-Result<std::unique_ptr<Stack>> Stack::Start() {
+Result<std::unique_ptr<Stack>> Stack::Start(const Options& options) {
   std::unique_ptr<Stack> stack(new Stack());
+  stack->hub_db_ = options.hub_db.empty() ? stack->dir_.File("hub.db") : options.hub_db;
   // Like a production broker, it saves sessions soon after they change, so the hub's persistent
   // subscription survives a broker crash and a backlog published before the hub reconnects is
   // queued for it rather than dropped.
-  auto broker = TestBroker::Start({.extra_config = "autosave_interval 1\n"});
+  auto broker =
+      TestBroker::Start({.extra_config = "autosave_interval 1
+" + options.broker_extra_config});
   if (!broker.ok()) return broker.status();
   stack->broker_ = std::move(*broker);
   WriteFile(stack->hub_config(), "[mqtt]\nbroker = \"" + stack->broker_->url() +
                                      "\"\nreconnect_min_ms = 200\nreconnect_max_ms = 2000\n"
-                                     "\n[store]\npath = \"" + stack->hub_db() + "\"\n");
+                                     "\n[store]\npath = \"" +
+                                     stack->hub_db() + "\"\n");
   INSTRUMETER_RETURN_IF_ERROR(stack->StartHub());
   return stack;
 }
@@ -49,9 +54,9 @@ int Stack::Hub(const std::vector<std::string>& args, std::string* output) const 
   return RunCommand(argv, output);
 }
 
-Status Stack::StartHub() {
-  auto child = ChildProcess::Start({INSTRUMETER_HUB_BIN, "run", "--config", hub_config()},
-                                   dir_.File("hub.log"));
+Status Stack::StartHub(const std::vector<std::string>& env) {
+  auto child =
+      ChildProcess::Start({INSTRUMETER_HUB_BIN, "run", "--config", hub_config()}, hub_log(), env);
   if (!child.ok()) return child.status();
   hub_ = std::move(*child);
   return Status::Ok();
@@ -73,30 +78,41 @@ Status Stack::AddAgent(const std::string& id, const AgentOptions& o) {
   AgentRecord record;
   record.id = id;
   record.dir = dir_.File("agent-" + id);
-  std::filesystem::create_directories(record.dir + "/state");
+  record.state_dir = o.state_dir.empty() ? record.dir + "/state" : o.state_dir;
+  std::filesystem::create_directories(record.dir);
+  std::filesystem::create_directories(record.state_dir);
   record.config_path = record.dir + "/agent.toml";
-  WriteFile(record.config_path,
-            "device_id = \"" + id + "\"\n"
-            "state_dir = \"" + record.dir + "/state\"\n"
-            "poll_interval_ms = " + std::to_string(o.poll_interval_ms) + "\n"
-            "heartbeat_interval_ms = " + std::to_string(o.heartbeat_interval_ms) + "\n"
-            "\n[mqtt]\nbroker = \"" + broker_->url() + "\"\n"
-            "reconnect_min_ms = 200\nreconnect_max_ms = 2000\nack_timeout_ms = 3000\n"
-            "shutdown_flush_ms = 10000\n"
-            "\n[[adapter]]\nname = \"sim\"\ntype = \"simulator\"\n"
-            "seed = " + std::to_string(o.seed) + "\n"
-            "min_period_ms = " + std::to_string(o.min_period_ms) + "\n"
-            "max_period_ms = " + std::to_string(o.max_period_ms) + "\n"
-            "truth_file = \"" + record.dir + "/truth.log\"\n");
+  std::ostringstream config;
+  config << "device_id = \"" << id << "\"\n"
+         << "state_dir = \"" << record.state_dir << "\"\n"
+         << "poll_interval_ms = " << o.poll_interval_ms << "\n"
+         << "heartbeat_interval_ms = " << o.heartbeat_interval_ms << "\n"
+         << "\n[mqtt]\n"
+         << "broker = \"" << (o.broker_url.empty() ? broker_->url() : o.broker_url) << "\"\n"
+         << "keepalive_s = " << o.keepalive_s << "\n"
+         << "reconnect_min_ms = " << o.reconnect_min_ms << "\n"
+         << "reconnect_max_ms = " << o.reconnect_max_ms << "\n"
+         << "ack_timeout_ms = " << o.ack_timeout_ms << "\n"
+         << "max_envelopes_in_flight = " << o.max_envelopes_in_flight << "\n"
+         << "shutdown_flush_ms = 10000\n"
+         << "\n[[adapter]]\nname = \"sim\"\ntype = \"simulator\"\n"
+         << "seed = " << o.seed << "\n"
+         << "min_period_ms = " << o.min_period_ms << "\n"
+         << "max_period_ms = " << o.max_period_ms << "\n"
+         << "truth_file = \"" << record.dir << "/truth.log\"\n";
+  WriteFile(record.config_path, config.str());
   agents_.emplace(id, std::move(record));
+  options_[id] = o;
   return StartAgent(id);
 }
 
-Status Stack::StartAgent(const std::string& id) {
+Status Stack::StartAgent(const std::string& id, const std::vector<std::string>& env) {
   AgentRecord& a = agents_.at(id);
+  std::vector<std::string> all_env = options_.at(id).env;
+  all_env.insert(all_env.end(), env.begin(), env.end());
   if (!a.kills_mono_ms.empty()) a.restarts_mono_ms.push_back(MonotonicNowMs());
   auto child = ChildProcess::Start({INSTRUMETER_AGENT_BIN, "run", "--config", a.config_path},
-                                   a.dir + "/agent.log");
+                                   a.dir + "/agent.log", all_env);
   if (!child.ok()) return child.status();
   a.process = std::move(*child);
   return Status::Ok();
@@ -107,6 +123,13 @@ void Stack::KillAgent(const std::string& id) {
   a.process.Signal(SIGKILL);
   a.kills_mono_ms.push_back(MonotonicNowMs());
   a.process.Wait(std::chrono::seconds(5));
+}
+
+int Stack::WaitAgentCrash(const std::string& id, std::chrono::milliseconds timeout) {
+  AgentRecord& a = agents_.at(id);
+  const int code = a.process.Wait(timeout);
+  if (code != -1) a.kills_mono_ms.push_back(MonotonicNowMs());
+  return code;
 }
 
 int Stack::StopAgent(const std::string& id) {
@@ -145,11 +168,9 @@ Result<Stack::HubView> Stack::ReadHub(const std::string& id) const {
     seqs.push_back(ev->Int(0));
   }
   view.events = static_cast<int64_t>(seqs.size());
-  for (size_t i = 1; i < seqs.size(); ++i)
-    view.stored_in_sequence_order &= seqs[i] > seqs[i - 1];
+  for (size_t i = 1; i < seqs.size(); ++i) view.stored_in_sequence_order &= seqs[i] > seqs[i - 1];
   std::sort(seqs.begin(), seqs.end());
-  view.distinct_seq =
-      static_cast<int64_t>(std::unique(seqs.begin(), seqs.end()) - seqs.begin());
+  view.distinct_seq = static_cast<int64_t>(std::unique(seqs.begin(), seqs.end()) - seqs.begin());
   view.max_seq = seqs.empty() ? 0 : seqs.back();
 
   auto iv = (*db)->Prepare(
@@ -175,7 +196,7 @@ Result<Stack::HubView> Stack::ReadHub(const std::string& id) const {
 
 Result<std::pair<int64_t, int64_t>> Stack::ReadOutbox(const std::string& id) const {
   const AgentRecord& a = agents_.at(id);
-  auto db = SqliteDb::Open(a.dir + "/state/outbox.db", {.read_only = true, .create = false});
+  auto db = SqliteDb::Open(a.state_dir + "/outbox.db", {.read_only = true, .create = false});
   if (!db.ok()) return db.status();
   auto last = (*db)->Prepare("SELECT value FROM meta WHERE key = 'last_sequence'");
   if (!last.ok()) return last.status();

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <cstdlib>
+
 namespace instrumeter::testing {
 namespace {
 
@@ -28,6 +30,17 @@ TEST(ChildProcessTest, ReportsExitCodesAndSignals) {
   EXPECT_TRUE(sleeper->Running());
   sleeper->Signal(SIGKILL);
   EXPECT_EQ(sleeper->Wait(std::chrono::seconds(5)), 128 + SIGKILL);
+}
+
+TEST(ChildProcessTest, ExtraEnvironmentReachesOnlyTheChild) {
+  std::string out;
+  TempDir dir;
+  auto child = ChildProcess::Start({"/bin/sh", "-c", "echo \"$INSTRUMETER_TEST_VAR:$HOME\""},
+                                   dir.File("log"), {"INSTRUMETER_TEST_VAR=fault", "HOME=/x"});
+  ASSERT_TRUE(child.ok());
+  EXPECT_EQ(child->Wait(std::chrono::seconds(5)), 0);
+  EXPECT_EQ(ReadFile(dir.File("log")), "fault:/x\n");
+  EXPECT_EQ(std::getenv("INSTRUMETER_TEST_VAR"), nullptr);
 }
 
 }  // namespace

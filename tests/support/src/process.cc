@@ -18,6 +18,20 @@
 namespace instrumeter::testing {
 namespace {
 
+// This process's environment with `overrides` ("NAME=value") added or replacing same-named ones.
+std::vector<std::string> MergedEnvironment(const std::vector<std::string>& overrides) {
+  std::vector<std::string> merged;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string entry(*e);
+    const std::string name = entry.substr(0, entry.find('='));
+    bool replaced = false;
+    for (const std::string& o : overrides) replaced |= o.substr(0, o.find('=')) == name;
+    if (!replaced) merged.push_back(entry);
+  }
+  merged.insert(merged.end(), overrides.begin(), overrides.end());
+  return merged;
+}
+
 int DecodeWaitStatus(int status) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
@@ -49,13 +63,19 @@ ChildProcess::~ChildProcess() {
 }
 
 Result<ChildProcess> ChildProcess::Start(const std::vector<std::string>& argv,
-                                         const std::string& log_path) {
+                                         const std::string& log_path,
+                                         const std::vector<std::string>& env) {
   if (argv.empty()) return Status::InvalidArgument("empty argv");
   const int log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (log_fd < 0) return Status::IoError("cannot open log " + log_path);
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  // Built before fork: the child of a multi-threaded test may only call async-signal-safe code.
+  const std::vector<std::string> environment = MergedEnvironment(env);
+  std::vector<char*> envp;
+  for (const std::string& e : environment) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
   const pid_t pid = ::fork();
   if (pid < 0) {
     ::close(log_fd);
@@ -65,7 +85,7 @@ Result<ChildProcess> ChildProcess::Start(const std::vector<std::string>& argv,
     ::dup2(log_fd, STDOUT_FILENO);
     ::dup2(log_fd, STDERR_FILENO);
     ::setpgid(0, 0);  // its own group, so a terminal's Ctrl-C aimed at the test spares it
-    ::execv(args[0], args.data());
+    ::execve(args[0], args.data(), envp.data());
     std::fprintf(stderr, "exec %s failed\n", args[0]);
     ::_exit(127);
   }

@@ -24,9 +24,12 @@ class ChildProcess {
   ChildProcess& operator=(ChildProcess&& other) noexcept;
   ~ChildProcess();
 
-  // Starts argv[0] (a path) with argv; stdout and stderr are appended to `log_path`.
+  // Starts argv[0] (a path) with argv; stdout and stderr are appended to `log_path`. `env` adds
+  // or replaces "NAME=value" entries of this process's environment for the child only (fault
+  // hooks, LD_PRELOAD), without setenv in a test that may run other threads.
   static Result<ChildProcess> Start(const std::vector<std::string>& argv,
-                                    const std::string& log_path);
+                                    const std::string& log_path,
+                                    const std::vector<std::string>& env = {});
 
   pid_t pid() const { return pid_; }
   bool Running();

@@ -1,0 +1,42 @@
+// instrumeter-loadgen: see loadgen.h. Exit 0 when every backlog was acknowledged, 1 when the
+// timeout passed first or the run failed, 2 on a usage error.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <fstream>
+
+#include "loadgen.h"
+
+int main(int argc, char** argv) {
+  instrumeter::loadgen::LoadOptions o;
+  std::string report_json;
+  double timeout_s = static_cast<double>(o.timeout_ms) / 1000.0;
+  CLI::App app{
+      "instrumeter-loadgen: emulates many devices, each delivering a backlog of valid events to "
+      "the hub through the broker by the protocol's rules, and reports when every backlog is "
+      "acknowledged"};
+  app.add_option("--broker", o.broker_url, "broker URL")->capture_default_str();
+  app.add_option("--devices", o.devices, "emulated devices")->capture_default_str();
+  app.add_option("--backlog", o.backlog, "events per device")->capture_default_str();
+  app.add_option("--rate", o.rate, "events per second offered, all devices together; 0: unlimited")
+      ->capture_default_str();
+  app.add_option("--device-prefix", o.device_prefix, "device ids are PREFIX00000, PREFIX00001, ...")
+      ->capture_default_str();
+  app.add_option("--events-per-envelope", o.events_per_envelope)->capture_default_str();
+  app.add_option("--window", o.window, "envelopes in flight per device")->capture_default_str();
+  app.add_option("--ack-timeout-ms", o.ack_timeout_ms)->capture_default_str();
+  app.add_option("--timeout-s", timeout_s, "give up after this long (exit 1)")
+      ->capture_default_str();
+  app.add_option("--report-json", report_json, "also write the report to this file");
+  CLI11_PARSE(app, argc, argv);
+  o.timeout_ms = static_cast<int64_t>(timeout_s * 1000);
+
+  auto report = instrumeter::loadgen::RunLoad(o);
+  if (!report.ok()) {
+    std::fprintf(stderr, "instrumeter-loadgen: %s\n", report.status().ToString().c_str());
+    return report.status().code() == instrumeter::Status::Code::kInvalidArgument ? 2 : 1;
+  }
+  const std::string json = instrumeter::loadgen::ReportJson(*report);
+  std::fputs(json.c_str(), stdout);
+  if (!report_json.empty()) std::ofstream(report_json) << json;
+  return report->complete ? 0 : 1;
+}
