@@ -1,5 +1,6 @@
 #include "hub/hub_config.h"
 
+#include "billing_config_schema.h"
 #include "common/config.h"
 
 namespace instrumeter::hub {
@@ -28,6 +29,9 @@ const Schema& RootSchema() {
       {.name = "ingest",
        .type = Type::kTable,
        .description = "Ingest limits and timing: [ingest]."},
+      {.name = "billing",
+       .type = Type::kTable,
+       .description = "Verification of bookings and default billing rules: [billing]."},
   };
   return kSchema;
 }
@@ -161,6 +165,11 @@ Result<HubConfig> Build(const toml::table& table, const std::string& source) {
   in.limits.max_envelope_bytes = static_cast<size_t>(ingest->Integer("max_envelope_bytes"));
   in.limits.max_events = static_cast<size_t>(ingest->Integer("max_events_per_envelope"));
   in.accept_unregistered_devices = ingest->Boolean("accept_unregistered_devices");
+
+  Result<BillingOptions> billing =
+      ParseBillingSection(root->Table("billing"), source + " [billing]");
+  if (!billing.ok()) return billing.status();
+  config.billing = *billing;
   return config;
 }
 
@@ -199,6 +208,8 @@ std::string HubConfigReference() {
   out += "\n## [mqtt]\n\n" + config::SchemaMarkdown(MqttSchema());
   out += "\n## [store]\n\n" + config::SchemaMarkdown(StoreSchema());
   out += "\n## [ingest]\n\n" + config::SchemaMarkdown(IngestSchema());
+  out += "\n## [billing]\n\nSee [billing.md](billing.md) for what the rules mean.\n\n" +
+         config::SchemaMarkdown(BillingSchema());
   return out;
 }
 

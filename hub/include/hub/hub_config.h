@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "hub/billing_options.h"
 #include "hub/ingestor.h"
 
 namespace instrumeter::hub {
@@ -28,6 +29,7 @@ struct HubConfig {
   MqttOptions mqtt;
   StoreOptions store;
   IngestOptions ingest;
+  BillingOptions billing;
   std::string log_level = "info";  // trace, debug, info, warn, error
 };
 
