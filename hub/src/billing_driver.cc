@@ -43,6 +43,12 @@ Span GraceWindow(const Booking& b) {
           b.end_unix_ms + b.rules.grace_after_seconds * 1000};
 }
 
+int64_t MicrosSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
+                                                               start)
+      .count();
+}
+
 bool Overlaps(const Span& a, const Span& b) {
   return a.from_unix_ms < b.to_unix_ms && b.from_unix_ms < a.to_unix_ms;
 }
@@ -116,22 +122,30 @@ struct BillingDriver::Pending {
 };
 
 Result<PassReport> BillingDriver::RunOnce(int64_t now_unix_ms) {
+  const auto started = std::chrono::steady_clock::now();
   const int64_t settled = now_unix_ms - options_.settle_delay_seconds * 1000;
   Result<std::vector<DirtyRange>> dirty = store_->ReadDirtyRanges();
   if (!dirty.ok()) return dirty.status();
   Result<std::vector<Booking>> unverified = store_->ListUnverifiedBookings(settled);
   if (!unverified.ok()) return unverified.status();
-  Result<std::vector<UnbookedProgress>> progress = store_->ReadUnbookedProgress();
-  if (!progress.ok()) return progress.status();
-  Result<std::vector<Instrument>> instruments = store_->ListInstruments();
-  if (!instruments.ok()) return instruments.status();
-  instruments_.clear();
-  for (Instrument& in : *instruments) instruments_[in.instrument_id] = std::move(in);
-
   std::map<std::string, Work> work;
   for (DirtyRange& d : *dirty) work[d.instrument_id].dirty = std::move(d);
   for (Booking& b : *unverified) work[b.instrument_id].unverified.push_back(std::move(b));
-  for (UnbookedProgress& p : *progress) work[p.instrument_id].progress = std::move(p);
+  // Days: every device's when a new local day settled, else only those of changed instruments.
+  const int64_t settled_until = LocalDayStart(settled, options_.day_utc_offset_minutes * 60'000);
+  const bool new_day = !days_settled_until_.has_value() || settled_until > *days_settled_until_;
+  std::vector<std::string> progress_of;
+  if (new_day) {
+    progress_of.emplace_back();  // every device
+  } else {
+    for (const auto& [id, w] : work)
+      if (w.dirty.has_value()) progress_of.push_back(id);
+  }
+  for (const std::string& id : progress_of) {
+    Result<std::vector<UnbookedProgress>> progress = store_->ReadUnbookedProgress(id);
+    if (!progress.ok()) return progress.status();
+    for (UnbookedProgress& p : *progress) work[p.instrument_id].progress = std::move(p);
+  }
 
   PassReport report;
   Pending pending;
@@ -142,6 +156,8 @@ Result<PassReport> BillingDriver::RunOnce(int64_t now_unix_ms) {
       INSTRUMETER_RETURN_IF_ERROR(Commit(&pending, now_unix_ms, &report));
   }
   INSTRUMETER_RETURN_IF_ERROR(Commit(&pending, now_unix_ms, &report));
+  if (new_day) days_settled_until_ = settled_until;
+  report.measure_us = MicrosSince(started) - report.commit_us;
   return report;
 }
 
@@ -168,27 +184,33 @@ Status BillingDriver::Measure(const std::string& instrument_id, const Work& work
   }
 
   // Bookings to verify: never verified under their terms, and settled ones in a changed range.
-  std::map<std::string, Booking> sessions;
-  for (const Booking& b : work.unverified) sessions.emplace(b.order_id, b);
-  if (work.dirty.has_value()) {
-    Result<std::vector<Booking>> touched =
-        store_->ListBookings({instrument_id, work.dirty->from_unix_ms - kMaxGraceMs,
-                              work.dirty->to_unix_ms + kMaxGraceMs});
-    if (!touched.ok()) return touched.status();
-    for (Booking& b : *touched)
-      if (GraceWindow(b).to_unix_ms <= settled &&
-          Overlaps(GraceWindow(b), {work.dirty->from_unix_ms, work.dirty->to_unix_ms}))
-        sessions.emplace(b.order_id, std::move(b));
+  // One read of the instrument's bookings serves both and gives every neighbour that can share
+  // time with them (a booking further than two maximal graces away cannot).
+  std::optional<Span> need;
+  for (const Booking& b : work.unverified) need = Widen(need, GraceWindow(b));
+  for (int64_t d : days) need = Widen(need, {d, d + kDayMs});
+  if (work.dirty.has_value())
+    need =
+        Widen(need, {work.dirty->from_unix_ms - kMaxGraceMs, work.dirty->to_unix_ms + kMaxGraceMs});
+  if (!need.has_value()) return Status::Ok();
+  Result<std::vector<Booking>> context = store_->ListBookings(
+      {instrument_id, need->from_unix_ms - 2 * kMaxGraceMs, need->to_unix_ms + 2 * kMaxGraceMs});
+  if (!context.ok()) return context.status();
+  std::set<std::string> unverified;
+  for (const Booking& b : work.unverified) unverified.insert(b.order_id);
+  // From the fresh read: a booking an import changed meanwhile is taken as it is now, or, if it
+  // moved away, left to the next pass (its move recorded a changed range there).
+  std::map<std::string, const Booking*> sessions;
+  for (const Booking& b : *context) {
+    if (GraceWindow(b).to_unix_ms > settled) continue;
+    const bool touched =
+        work.dirty.has_value() &&
+        Overlaps(GraceWindow(b), {work.dirty->from_unix_ms, work.dirty->to_unix_ms});
+    if (touched || unverified.count(b.order_id) > 0) sessions.emplace(b.order_id, &b);
   }
   if (sessions.empty() && days.empty()) return Status::Ok();
   ++report->instruments;
 
-  std::optional<Span> need;
-  for (const auto& [id, b] : sessions) need = Widen(need, GraceWindow(b));
-  for (int64_t d : days) need = Widen(need, {d, d + kDayMs});
-  Result<std::vector<Booking>> context = store_->ListBookings(
-      {instrument_id, need->from_unix_ms - 2 * kMaxGraceMs, need->to_unix_ms + 2 * kMaxGraceMs});
-  if (!context.ok()) return context.status();
   std::vector<BookedWindow> booked;
   std::map<std::string, size_t> index;
   for (const Booking& b : *context) {
@@ -234,10 +256,13 @@ Status BillingDriver::Measure(const std::string& instrument_id, const Work& work
       store_->ReadSessionMarks(instrument_id, read->from_unix_ms, read->to_unix_ms);
   if (!marks.ok()) return marks.status();
 
-  Instrument instrument{.instrument_id = instrument_id};
-  if (auto it = instruments_.find(instrument_id); it != instruments_.end()) instrument = it->second;
+  Result<std::optional<Instrument>> registered = store_->GetInstrument(instrument_id);
+  if (!registered.ok()) return registered.status();
+  // Telemetry accepted from an unregistered device still gets its unbooked use recorded.
+  const Instrument instrument = registered->value_or(Instrument{.instrument_id = instrument_id});
 
-  for (const auto& [order_id, b] : sessions) {
+  for (const auto& [order_id, booking] : sessions) {
+    const Booking& b = *booking;
     const size_t i = index.at(order_id);
     const Span& attribution = windows[i];
     Telemetry t;
@@ -282,6 +307,7 @@ Status BillingDriver::Measure(const std::string& instrument_id, const Work& work
 Status BillingDriver::Commit(Pending* pending, int64_t now_unix_ms, PassReport* report) {
   if (pending->subjects.empty() && pending->progress.empty() && pending->cleared.empty())
     return Status::Ok();
+  const auto started = std::chrono::steady_clock::now();
   size_t appended = 0;
   size_t amended = 0;
   Status st = store_->InLedgerTransaction([&](LedgerTxn* tx) -> Status {
@@ -323,6 +349,7 @@ Status BillingDriver::Commit(Pending* pending, int64_t now_unix_ms, PassReport* 
   if (!st.ok()) return st.WithContext("appending to the ledger");
   report->entries_appended += appended;
   report->amendments += amended;
+  report->commit_us += MicrosSince(started);
   *pending = Pending{};
   return Status::Ok();
 }

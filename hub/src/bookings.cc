@@ -18,8 +18,6 @@ namespace {
 
 using nlohmann::json;
 
-// Longer windows are refused as typing mistakes; it also keeps rate * seconds inside int64.
-constexpr int64_t kMaxBookingMs = 366LL * 86'400'000;
 constexpr size_t kMaxIdBytes = 128;
 constexpr size_t kMaxTextBytes = 256;
 

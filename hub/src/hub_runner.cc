@@ -12,6 +12,7 @@
 #include "common/backoff.h"
 #include "common/clock.h"
 #include "common/mqtt_link.h"
+#include "hub/billing_driver.h"
 #include "hub/ingestor.h"
 #include "hub/sqlite_store.h"
 #include "mqtt_downlink.h"
@@ -197,6 +198,16 @@ Status RunHub(const HubConfig& config) {
       Ingestor::Create(store->get(), &downlink, &clock, &metrics, config.ingest);
   if (!ingestor.ok()) return ingestor.status();
   spdlog::info("hub: store {}, broker {}", config.store.path, config.mqtt.broker);
+  // Verification runs on its own thread and connection; it stops (after its current pass)
+  // when this function returns.
+  std::unique_ptr<BillingWorker> billing;
+  if (config.billing.enabled) {
+    Result<std::unique_ptr<BillingWorker>> started = BillingWorker::Start(
+        {.path = config.store.path, .busy_timeout_ms = config.store.busy_timeout_ms},
+        config.billing, &clock);
+    if (!started.ok()) return started.status();
+    billing = std::move(*started);
+  }
   HubLoop loop(config, link->get(), ingestor->get(), &clock, &metrics);
   return loop.Run(&signals);
 }

@@ -100,8 +100,11 @@ class FailingStore : public Store {
                                                    int64_t to) override {
     return inner_->ReadSessionMarks(id, from, to);
   }
-  Result<std::vector<UnbookedProgress>> ReadUnbookedProgress() override {
-    return inner_->ReadUnbookedProgress();
+  Result<std::vector<UnbookedProgress>> ReadUnbookedProgress(const std::string& id) override {
+    return inner_->ReadUnbookedProgress(id);
+  }
+  Result<std::optional<Instrument>> GetInstrument(const std::string& id) override {
+    return inner_->GetInstrument(id);
   }
   Status InLedgerTransaction(const std::function<Status(LedgerTxn*)>& body) override {
     return inner_->InLedgerTransaction(body);

@@ -110,6 +110,23 @@ TEST_F(LedgerTest, EntriesAreCanonicalAndChained) {
   EXPECT_EQ(amendment.prev_hash, Entry(7).hash);
 }
 
+TEST(LedgerEntryTest, ContentIsWhatCanonicalJsonWouldBe) {
+  const std::string subject = "session/ORD \"7\" \xe6\xa0\xb7\xe5\x93\x81\\x";  // quotes, CJK
+  const std::string result =
+      nlohmann::json::parse(R"({"b":{"z":1,"a":[1,2,{"y":"\u0001"}]},"a":-5,"s":"\u6837"})").dump();
+  Result<LedgerEntry> first =
+      MakeLedgerEntry({0, kGenesisHash}, "session", subject, -7, 9, result, nullptr);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  EXPECT_EQ(nlohmann::json::parse(first->content).dump(), first->content);
+  Result<LedgerEntry> second =
+      MakeLedgerEntry({1, first->hash}, "session", subject, -7, 10, result, &*first);
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_EQ(nlohmann::json::parse(second->content).dump(), second->content);
+  EXPECT_EQ(second->kind, "amendment");
+  EXPECT_EQ(second->prev_hash, first->hash);
+  EXPECT_EQ(second->hash, ChainHash(first->hash, second->content));
+}
+
 TEST_F(LedgerTest, TheStoreRefusesAnEntryThatDoesNotFollowTheHead) {
   Status st = store_->InLedgerTransaction([](LedgerTxn* tx) -> Status {
     Result<LedgerEntry> e =

@@ -85,7 +85,6 @@ CREATE TABLE ledger(
   hash TEXT NOT NULL
 );
 CREATE INDEX ledger_by_subject ON ledger(subject, entry_id);
-CREATE INDEX ledger_by_subject_time ON ledger(subject_time_unix_ms);
 -- Only stops mistakes: whoever can edit the file can drop these; the hash chain tells.
 CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger
   BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
@@ -212,7 +211,15 @@ class SqliteBilling::Txn : public LedgerTxn {
  public:
   explicit Txn(SqliteBilling* billing) : billing_(billing) {}
 
-  Result<LedgerHead> Head() override { return billing_->ReadLedgerHead(); }
+  // Read once, then kept here; written back once by Finish().
+  Result<LedgerHead> Head() override {
+    if (!head_.has_value()) {
+      Result<LedgerHead> head = billing_->ReadLedgerHead();
+      if (!head.ok()) return head.status();
+      head_ = *head;
+    }
+    return *head_;
+  }
 
   Result<std::optional<LedgerEntry>> Latest(const std::string& subject) override {
     SqliteStatement& s = *billing_->latest_entry_;
@@ -244,9 +251,17 @@ class SqliteBilling::Txn : public LedgerTxn {
         .Bind(7, e.hash);
     INSTRUMETER_RETURN_IF_ERROR(
         insert.Run().WithContext("ledger entry " + std::to_string(e.entry_id)));
+    head_ = LedgerHead{e.entry_id, e.hash};
+    head_moved_ = true;
+    return Status::Ok();
+  }
+
+  // Records the head beside the ledger, in the same transaction as the entries.
+  Status Finish() {
+    if (!head_moved_) return Status::Ok();
     SqliteStatement& head_row = *billing_->upsert_head_;
     head_row.Reset();
-    head_row.Bind(1, e.entry_id).Bind(2, e.hash);
+    head_row.Bind(1, head_->entry_id).Bind(2, head_->hash);
     return head_row.Run();
   }
 
@@ -274,6 +289,8 @@ class SqliteBilling::Txn : public LedgerTxn {
 
  private:
   SqliteBilling* billing_;
+  std::optional<LedgerHead> head_;
+  bool head_moved_ = false;
 };
 
 Status SqliteBilling::Prepare() {
@@ -307,8 +324,9 @@ Status SqliteBilling::Prepare() {
        std::string("SELECT ") + kBookingColumns + " FROM bookings WHERE order_id = ?"},
       {&overlapping_bookings_,
        "SELECT order_id, start_unix_ms, end_unix_ms FROM bookings "
-       "WHERE instrument_id = ?1 AND start_unix_ms < ?3 AND end_unix_ms > ?2 "
-       "ORDER BY start_unix_ms"},
+       "WHERE instrument_id = ?1 AND start_unix_ms > ?2 - " +
+           std::to_string(kMaxBookingMs) +
+           " AND start_unix_ms < ?3 AND end_unix_ms > ?2 ORDER BY start_unix_ms"},
       {&read_head_, "SELECT entry_id, hash FROM ledger_head WHERE one = 1"},
       {&insert_entry_,
        std::string("INSERT INTO ledger(") + kLedgerColumns + ") VALUES(?,?,?,?,?,?,?)"},
@@ -597,23 +615,41 @@ Result<std::vector<Booking>> SqliteBilling::QueryBookings(SqliteStatement* s) {
 }
 
 Result<std::vector<Booking>> SqliteBilling::ListBookings(const BookingFilter& filter) {
+  // One statement per case: "?1 = '' OR instrument_id = ?1" would keep SQLite from searching
+  // the index. No booking is longer than kMaxBookingMs, which bounds the index range below.
+  const bool one = !filter.instrument_id.empty();
+  const std::string where = one ? " WHERE instrument_id = ?1 AND start_unix_ms > ?4 AND "
+                                  "start_unix_ms < ?3 AND end_unix_ms > ?2"
+                                : " WHERE start_unix_ms < ?3 AND end_unix_ms > ?2";
   Result<SqliteStatement> s =
-      db_->Prepare(std::string("SELECT ") + kBookingColumns +
-                   " FROM bookings WHERE (?1 = '' OR instrument_id = ?1) AND start_unix_ms < ?3 "
-                   "AND end_unix_ms > ?2 ORDER BY instrument_id, start_unix_ms");
+      db_->Prepare(std::string("SELECT ") + kBookingColumns + " FROM bookings" + where +
+                   " ORDER BY instrument_id, start_unix_ms");
   if (!s.ok()) return s.status();
-  s->Bind(1, filter.instrument_id).Bind(2, filter.from_unix_ms).Bind(3, filter.to_unix_ms);
+  s->Bind(2, filter.from_unix_ms).Bind(3, filter.to_unix_ms);
+  if (one)
+    s->Bind(1, filter.instrument_id)
+        .Bind(4, filter.from_unix_ms > INT64_MIN + kMaxBookingMs
+                     ? filter.from_unix_ms - kMaxBookingMs
+                     : INT64_MIN);
   return QueryBookings(&*s);
 }
 
 Result<std::vector<Booking>> SqliteBilling::ListUnverifiedBookings(int64_t settled_unix_ms) {
-  Result<SqliteStatement> s = db_->Prepare(
-      std::string("SELECT ") + kBookingColumns +
-      " FROM bookings WHERE ledger_entry_id IS NULL AND end_unix_ms <= ?1 "
-      "AND end_unix_ms + grace_after_seconds * 1000 <= ?1 ORDER BY instrument_id, start_unix_ms");
+  Result<SqliteStatement> s =
+      db_->Prepare(std::string("SELECT ") + kBookingColumns +
+                   " FROM bookings WHERE ledger_entry_id IS NULL AND end_unix_ms <= ?1 "
+                   "AND end_unix_ms + grace_after_seconds * 1000 <= ?1");
   if (!s.ok()) return s.status();
   s->Bind(1, settled_unix_ms);
-  return QueryBookings(&*s);
+  // Sorted here: an ORDER BY makes SQLite walk the instrument index over every booking instead
+  // of the small index of unverified ones.
+  Result<std::vector<Booking>> out = QueryBookings(&*s);
+  if (out.ok())
+    std::sort(out->begin(), out->end(), [](const Booking& a, const Booking& b) {
+      return std::tie(a.instrument_id, a.start_unix_ms) <
+             std::tie(b.instrument_id, b.start_unix_ms);
+    });
+  return out;
 }
 
 Result<std::vector<DirtyRange>> SqliteBilling::ReadDirtyRanges() {
@@ -685,13 +721,16 @@ Result<std::vector<MarkRecord>> SqliteBilling::ReadSessionMarks(const std::strin
   return out;
 }
 
-Result<std::vector<UnbookedProgress>> SqliteBilling::ReadUnbookedProgress() {
+Result<std::vector<UnbookedProgress>> SqliteBilling::ReadUnbookedProgress(
+    const std::string& instrument_id) {
   Result<SqliteStatement> s = db_->Prepare(
-      "SELECT d.device_id, p.evaluated_until_unix_ms, "
-      "(SELECT MIN(i.start_wall_unix_ms) FROM intervals i WHERE i.dev_key = d.dev_key) AS first "
-      "FROM devices d LEFT JOIN unbooked_progress p ON p.instrument_id = d.device_id "
-      "WHERE first IS NOT NULL ORDER BY d.device_id");
+      std::string("SELECT d.device_id, p.evaluated_until_unix_ms, "
+                  "(SELECT MIN(i.start_wall_unix_ms) FROM intervals i WHERE i.dev_key = "
+                  "d.dev_key) AS first FROM devices d LEFT JOIN unbooked_progress p ON "
+                  "p.instrument_id = d.device_id WHERE first IS NOT NULL") +
+      (instrument_id.empty() ? "" : " AND d.device_id = ?1") + " ORDER BY d.device_id");
   if (!s.ok()) return s.status();
+  if (!instrument_id.empty()) s->Bind(1, instrument_id);
   std::vector<UnbookedProgress> out;
   while (true) {
     Result<bool> row = s->Step();
@@ -706,11 +745,27 @@ Result<std::vector<UnbookedProgress>> SqliteBilling::ReadUnbookedProgress() {
   return out;
 }
 
+Result<std::optional<Instrument>> SqliteBilling::GetInstrument(const std::string& instrument_id) {
+  Result<SqliteStatement> s = db_->Prepare(
+      "SELECT instrument_id, name, institution, site, city, region, created_unix_ms "
+      "FROM instruments WHERE instrument_id = ?");
+  if (!s.ok()) return s.status();
+  s->Bind(1, instrument_id);
+  Result<bool> row = s->Step();
+  if (!row.ok()) return row.status();
+  std::optional<Instrument> out;
+  if (*row)
+    out = Instrument{s->Text(0), s->Text(1), s->Text(2), s->Text(3),
+                     s->Text(4), s->Text(5), s->Int(6)};
+  return out;
+}
+
 Status SqliteBilling::InLedgerTransaction(const std::function<Status(LedgerTxn*)>& body) {
   Result<SqliteTransaction> tx = SqliteTransaction::Begin(db_);
   if (!tx.ok()) return tx.status();
   Txn txn(this);
   INSTRUMETER_RETURN_IF_ERROR(body(&txn));
+  INSTRUMETER_RETURN_IF_ERROR(txn.Finish());
   return tx->Commit();
 }
 

@@ -42,7 +42,8 @@ class SqliteBilling {
                                                int64_t to_unix_ms);
   Result<std::vector<MarkRecord>> ReadSessionMarks(const std::string& device_id,
                                                    int64_t from_unix_ms, int64_t to_unix_ms);
-  Result<std::vector<UnbookedProgress>> ReadUnbookedProgress();
+  Result<std::vector<UnbookedProgress>> ReadUnbookedProgress(const std::string& instrument_id);
+  Result<std::optional<Instrument>> GetInstrument(const std::string& instrument_id);
   Status InLedgerTransaction(const std::function<Status(LedgerTxn*)>& body);
   Result<std::vector<LedgerEntry>> ReadLedger(int64_t after_entry_id, int64_t limit);
   Result<LedgerHead> ReadLedgerHead();

@@ -180,7 +180,7 @@ TEST_F(SqliteBillingTest, AVersionOneDatabaseIsMigrated) {
   Result<LedgerHead> head = (*store)->ReadLedgerHead();
   ASSERT_TRUE(head.ok());
   EXPECT_EQ(head->entry_id, 0);
-  Result<std::vector<UnbookedProgress>> progress = (*store)->ReadUnbookedProgress();
+  Result<std::vector<UnbookedProgress>> progress = (*store)->ReadUnbookedProgress("");
   ASSERT_TRUE(progress.ok());
   ASSERT_EQ(progress->size(), 1u);  // the events of before are still there
   EXPECT_EQ((*progress)[0].first_interval_unix_ms, kWall);

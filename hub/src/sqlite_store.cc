@@ -380,8 +380,12 @@ class SqliteStore : public Store {
                                                    int64_t to_unix_ms) override {
     return billing_->ReadSessionMarks(device_id, from_unix_ms, to_unix_ms);
   }
-  Result<std::vector<UnbookedProgress>> ReadUnbookedProgress() override {
-    return billing_->ReadUnbookedProgress();
+  Result<std::vector<UnbookedProgress>> ReadUnbookedProgress(
+      const std::string& instrument_id) override {
+    return billing_->ReadUnbookedProgress(instrument_id);
+  }
+  Result<std::optional<Instrument>> GetInstrument(const std::string& instrument_id) override {
+    return billing_->GetInstrument(instrument_id);
   }
   Status InLedgerTransaction(const std::function<Status(LedgerTxn*)>& body) override {
     return billing_->InLedgerTransaction(body);

@@ -22,6 +22,10 @@ struct Customer {
   friend bool operator==(const Customer&, const Customer&) = default;
 };
 
+// The longest booking accepted: longer windows are refused as typing mistakes. Stores rely on it
+// to bound their searches, and it keeps rate * seconds inside int64.
+inline constexpr int64_t kMaxBookingMs = 366LL * 86'400'000;
+
 // One order: who booked which instrument for which window, at which price. The rules are resolved
 // when the booking is imported (the booking's own rate, else the instrument's, else the hub's
 // [billing] defaults) and kept with it: the terms are those agreed when it was booked.

@@ -48,7 +48,8 @@ Result<std::string> UnbookedResultJson(const Instrument& instrument, const std::
 
 // A new entry that follows `head`: kind "session" or "unbooked" when `amends` is null, else an
 // "amendment" of `amends` (the subject's latest entry), with the changes of its money and hours
-// as `delta`. `subject_kind` is "session" or "unbooked"; `result_json` canonical JSON.
+// as `delta`. `subject_kind` is "session" or "unbooked"; `result_json` must be canonical JSON
+// with integers only, as SessionResultJson and UnbookedResultJson write it.
 Result<LedgerEntry> MakeLedgerEntry(const LedgerHead& head, const std::string& subject_kind,
                                     const std::string& subject, int64_t subject_time_unix_ms,
                                     int64_t recorded_unix_ms, const std::string& result_json,

@@ -177,7 +177,8 @@ class Store {
   virtual Result<PutBookingsOutcome> PutBookings(const std::vector<Booking>& bookings,
                                                  int64_t now_unix_ms) = 0;
   virtual Result<std::vector<Booking>> ListBookings(const BookingFilter& filter) = 0;
-  // Bookings never verified whose end + grace_after is at or before `settled_unix_ms`.
+  // Bookings not verified under their current terms whose end + grace_after is at or before
+  // `settled_unix_ms`, by instrument and start.
   virtual Result<std::vector<Booking>> ListUnverifiedBookings(int64_t settled_unix_ms) = 0;
   // Changed ranges recorded by CommitBatch (wall span of every interval change and session mark)
   // and PutBookings, one per instrument, by instrument id.
@@ -190,11 +191,14 @@ class Store {
   virtual Result<std::vector<MarkRecord>> ReadSessionMarks(const std::string& device_id,
                                                            int64_t from_unix_ms,
                                                            int64_t to_unix_ms) = 0;
-  // Every device that has intervals, by id.
-  virtual Result<std::vector<UnbookedProgress>> ReadUnbookedProgress() = 0;
+  // The device `instrument_id` (empty: every device) if it has intervals, by id.
+  virtual Result<std::vector<UnbookedProgress>> ReadUnbookedProgress(
+      const std::string& instrument_id) = 0;
   // Runs `body` in one write transaction (BEGIN IMMEDIATE): commits when it returns OK, rolls
   // back otherwise.
   virtual Status InLedgerTransaction(const std::function<Status(LedgerTxn*)>& body) = 0;
+  // The registered instrument `instrument_id`, if any.
+  virtual Result<std::optional<Instrument>> GetInstrument(const std::string& instrument_id) = 0;
   // Ledger entries with entry_id > after, ascending, at most `limit`.
   virtual Result<std::vector<LedgerEntry>> ReadLedger(int64_t after_entry_id, int64_t limit) = 0;
   // The head as recorded beside the ledger (entry 0 and the genesis hash when empty).
