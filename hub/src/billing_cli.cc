@@ -255,8 +255,8 @@ std::optional<Failure> BillingCommands::BookingsList(std::ostream& out) {
     return std::nullopt;
   }
   TextTable t;
-  t.headers = {"order_id", "instrument_id",     "customer", "from",     "start",   "end",
-               "remote",   "rate_fen_per_hour", "voucher",  "revision", "verified"};
+  t.headers = {"order_id", "instrument_id",     "customer", "customer_city", "start",   "end",
+               "remote",   "rate_fen_per_hour", "voucher",  "revision",      "verified"};
   t.right_aligned = {false, false, false, false, false, false, false, true, false, true, false};
   for (const Booking& b : *bookings)
     t.rows.push_back({b.order_id, b.instrument_id, b.customer.organisation,
