@@ -156,11 +156,6 @@ Result<BillingRules> Complete(const PartialBillingRules& p) {
   return r;
 }
 
-PartialBillingRules ToPartial(const BillingRules& r) {
-  return {r.rate_fen_per_hour,       r.billing_unit_seconds, r.minimum_charge_seconds, r.rounding,
-          r.allowed_overrun_seconds, r.grace_before_seconds, r.grace_after_seconds};
-}
-
 int64_t RoundToUnits(int64_t ms, int64_t unit_seconds, Rounding rounding) {
   if (ms <= 0) return 0;
   const int64_t unit_ms = unit_seconds * 1000;

@@ -376,6 +376,7 @@ Status SqliteBilling::RecordBatchFacts(int64_t dev_key, const DeviceBatch& batch
     const int64_t start = iv.start_wall_unix_ms;
     const int64_t end = iv.end_wall_unix_ms();
     if (!*row) {
+      s.Reset();
       widen(start, end);
       continue;
     }

@@ -79,7 +79,6 @@ std::string RuleText(RuleField field, const PartialBillingRules& rules);
 PartialBillingRules Overlay(const PartialBillingRules& first, const PartialBillingRules& fallback);
 // All fields set: the resolved rules. Otherwise NotFound naming the first missing field.
 Result<BillingRules> Complete(const PartialBillingRules& rules);
-PartialBillingRules ToPartial(const BillingRules& rules);
 
 // Rounds `ms` to whole billing units of `unit_seconds` and returns seconds. kNearest rounds a
 // half unit up.
