@@ -139,6 +139,27 @@ const Schema& EvidenceSchema() {
        .type = Type::kStringArray,
        .description = "Adapters whose state says whether a powered instrument is in use. "
                       "Default: every adapter."},
+      {.name = "contradiction",
+       .type = Type::kTableArray,
+       .description = "Pairs of adapters watched for lasting contradiction: see "
+                      "[[evidence.contradiction]]."},
+  };
+  return kSchema;
+}
+
+const Schema& ContradictionSchema() {
+  static const Schema kSchema = {
+      {.name = "between",
+       .type = Type::kStringArray,
+       .description = "Two adapter names, e.g. [\"power\", \"daq\"]. They contradict while exactly "
+                      "one of them says IN_USE and the other has an opinion.",
+       .required = true},
+      {.name = "after_ms",
+       .type = Type::kInteger,
+       .default_value = int64_t{600000},
+       .description = "How long the contradiction must last before the agent raises the "
+                      "disagreement flag (heartbeats, status, log).",
+       .min = 0},
   };
   return kSchema;
 }
@@ -316,6 +337,23 @@ Result<AgentConfig> FromDocument(toml::table parsed, const std::string& path,
   if (!use.ok()) return use.status();
   cfg.power_sources = std::move(*power);
   cfg.use_sources = std::move(*use);
+  if (ev != nullptr) {
+    int index = 0;
+    for (const toml::table* table : ev->TableArray("contradiction")) {
+      const std::string where = "[[evidence.contradiction]] #" + std::to_string(++index);
+      auto section = config::Section::Make(*table, ContradictionSchema(), where);
+      if (!section.ok()) return Located(section.status(), config::Location(*table), path);
+      const std::vector<std::string> between = section->StringArray("between");
+      if (between.size() != 2 || between[0] == between[1])
+        return section->Error("between", "must name two different adapters");
+      for (const std::string& name : between) {
+        const bool known = std::any_of(cfg.adapters.begin(), cfg.adapters.end(),
+                                       [&](const AdapterSpec& a) { return a.name == name; });
+        if (!known) return section->Error("between", "names no configured adapter: '" + name + "'");
+      }
+      cfg.contradictions.push_back({between[0], between[1], section->Integer("after_ms")});
+    }
+  }
   return cfg;
 }
 
@@ -352,6 +390,13 @@ std::string ConfigReferenceMarkdown(const std::vector<adapters::AdapterType>& re
          "IN_USE, OFF; else (powered) any use source saying IN_USE gives IN_USE, every use "
          "source failing gives UNKNOWN, otherwise IDLE.\n\n"
       << config::SchemaMarkdown(EvidenceSchema()) << "\n"
+      << "## [[evidence.contradiction]]\n\n"
+      << "A pair of adapters that should agree about use. While exactly one of them says IN_USE "
+         "(full power draw and no acquisition software; the software running with the meter at "
+         "zero) for longer than `after_ms`, heartbeats carry `disagreement` with a description, "
+         "`instrumeter-agent status` shows it and the log says so. It changes no state and no "
+         "hours: it is evidence for a human.\n\n"
+      << config::SchemaMarkdown(ContradictionSchema()) << "\n"
       << "## [[adapter]]\n\n"
       << "Every adapter section has these keys, plus the keys of its type.\n\n"
       << config::SchemaMarkdown(AdapterBaseSchema()) << "\n";

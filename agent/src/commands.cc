@@ -95,6 +95,8 @@ void PrintStatus(const json& s, std::ostream& out) {
     out << "in use:   " << Duration(s["in_use_ms"].get<uint64_t>()) << "\n";
     if (s.contains("sources_disagreeing") && !s["sources_disagreeing"].empty())
       out << "disagree: " << s["sources_disagreeing"].dump() << "\n";
+    for (const json& d : s.value("disagreements", json::array()))
+      out << "ALERT:    sources disagree: " << d.get<std::string>() << "\n";
   }
   if (s.contains("outbox_depth")) {
     out << "outbox:   " << s["outbox_depth"] << " event(s) not acknowledged; last sequence "

@@ -52,6 +52,7 @@ json StatusJson(const AgentConfig& config, const Recorder& recorder, const Uplin
           {"powered_ms", meter.counters().powered_ms},
           {"in_use_ms", meter.counters().in_use_ms},
           {"sources_disagreeing", recorder.verdict().sources_disagreed},
+          {"disagreements", recorder.Disagreements()},
           {"reason", recorder.verdict().reason},
           {"outbox_depth", outbox.depth()},
           {"events_waiting_in_memory", recorder.pending()},

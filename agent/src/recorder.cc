@@ -62,6 +62,7 @@ Recorder::Recorder(const AgentConfig& config, const Clock* clock, AdapterSet* ad
       adapters_(adapters),
       log_(std::move(log)),
       combiner_(config.power_sources, config.use_sources),
+      contradictions_(config.contradictions),
       meter_(config.debounce_ms) {}
 
 Result<std::unique_ptr<Recorder>> Recorder::Open(const AgentConfig& config, const Clock* clock,
@@ -167,8 +168,13 @@ void Recorder::Checkpoint() {
 }
 
 void Recorder::Poll() {
-  verdict_ = combiner_.Combine(adapters_->Poll());
+  const std::vector<Opinion> opinions = adapters_->Poll();
+  verdict_ = combiner_.Combine(opinions);
   const Instant t = clock_->Now();
+  const ContradictionWatcher::Changes changes = contradictions_.Update(opinions, t.monotonic_ms);
+  for (const std::string& raised : changes.raised) log_->warn("sources disagree: {}", raised);
+  for (const std::string& cleared : changes.cleared)
+    log_->info("sources agree again (were: {})", cleared);
   if (std::optional<StateChangeRecord> change = meter_.Observe(t, verdict_.state)) {
     v1::Event event;
     ToProto(change->at, event.mutable_at());
@@ -190,6 +196,10 @@ void Recorder::Poll() {
   Checkpoint();
 }
 
+std::vector<std::string> Recorder::Disagreements() const {
+  return contradictions_.Active(clock_->MonotonicMs());
+}
+
 void Recorder::Heartbeat() {
   if (!meter_.started()) return;
   v1::Event event;
@@ -201,7 +211,9 @@ void Recorder::Heartbeat() {
   hb->set_agent_version(AgentVersion());
   for (v1::AdapterHealth& health : adapters_->Health()) *hb->add_adapters() = std::move(health);
   hb->set_interval_ms(static_cast<uint32_t>(config_.heartbeat_interval_ms));
-  hb->set_disagreement(verdict_.disagreement());
+  const std::vector<std::string> disagreements = Disagreements();
+  hb->set_disagreement(!disagreements.empty());
+  for (const std::string& d : disagreements) hb->add_disagreements(d);
   Append(std::move(event));
   Checkpoint();
 }

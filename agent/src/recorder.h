@@ -20,6 +20,7 @@
 #include "agent/agent_config.h"
 #include "checkpoint.h"
 #include "combiner.h"
+#include "contradiction.h"
 #include "common/clock.h"
 #include "log.h"
 #include "outbox.h"
@@ -59,6 +60,8 @@ class Recorder {
   const Outbox& outbox() const { return *outbox_; }
   const StateMeter& meter() const { return meter_; }
   const Verdict& verdict() const { return verdict_; }
+  // Configured source pairs that have contradicted each other for too long.
+  std::vector<std::string> Disagreements() const;
   size_t pending() const { return pending_.size(); }
   const std::optional<OpenSession>& open_session() const { return session_; }
 
@@ -73,6 +76,7 @@ class Recorder {
   AdapterSet* adapters_;
   Logger log_;
   Combiner combiner_;
+  ContradictionWatcher contradictions_;
   StateMeter meter_;
   std::unique_ptr<CheckpointFile> checkpoint_;
   std::unique_ptr<Outbox> outbox_;

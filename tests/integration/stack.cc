@@ -17,7 +17,10 @@ int64_t MonotonicNowMs() {
 
 Result<std::unique_ptr<Stack>> Stack::Start() {
   std::unique_ptr<Stack> stack(new Stack());
-  auto broker = TestBroker::Start();
+  // Like a production broker, it saves sessions soon after they change, so the hub's persistent
+  // subscription survives a broker crash and a backlog published before the hub reconnects is
+  // queued for it rather than dropped.
+  auto broker = TestBroker::Start({.extra_config = "autosave_interval 1\n"});
   if (!broker.ok()) return broker.status();
   stack->broker_ = std::move(*broker);
   WriteFile(stack->hub_config(), "[mqtt]\nbroker = \"" + stack->broker_->url() +

@@ -38,6 +38,13 @@ struct AdapterSpec {
   std::string where;           // "[[adapter]] 'power'", for messages
 };
 
+// One [[evidence.contradiction]]: two adapters that should agree about use.
+struct ContradictionWatch {
+  std::string first;
+  std::string second;
+  int64_t after_ms = 600000;
+};
+
 struct AgentConfig {
   std::string path;  // the file it was read from, for messages
   // The parsed file. Shared so that AdapterSpec::table stays valid when the config is moved or
@@ -53,6 +60,7 @@ struct AgentConfig {
   // Adapter names; when [evidence] omits them, every adapter, in configuration order.
   std::vector<std::string> power_sources;
   std::vector<std::string> use_sources;
+  std::vector<ContradictionWatch> contradictions;
   std::vector<AdapterSpec> adapters;
 
   std::string OutboxPath() const { return state_dir + "/outbox.db"; }

@@ -8,6 +8,7 @@
 
 #include "common/status.h"
 #include "hub/billing_options.h"
+#include "hub/http_server.h"
 #include "hub/ingestor.h"
 
 namespace instrumeter::hub {
@@ -25,10 +26,21 @@ struct StoreOptions {
   int busy_timeout_ms = 5000;
 };
 
+// The live API, stream, metrics, health and dashboard ([http]).
+struct HttpOptions {
+  bool enabled = true;
+  HttpServerOptions server;
+  // Dashboard files; empty: the build's default (the source tree's hub/web for a development
+  // build, /usr/share/instrumeter/web for an installed one).
+  std::string web_root;
+  int64_t registry_refresh_ms = 10'000;
+};
+
 struct HubConfig {
   MqttOptions mqtt;
   StoreOptions store;
   IngestOptions ingest;
+  HttpOptions http;
   BillingOptions billing;
   std::string log_level = "info";  // trace, debug, info, warn, error
 };
