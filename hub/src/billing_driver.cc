@@ -284,10 +284,9 @@ Status BillingDriver::Measure(const std::string& instrument_id, const Work& work
     const SessionMeasure m =
         MeasureSession(b, attribution, WindowsOverlapping(windows, reach, i), t, options_.verify);
     const Charges charges = ComputeCharges(b.rules, b.voucher, m.booked_ms, m.in_use_ms);
-    Result<std::string> json = SessionResultJson(b, instrument, m, charges);
-    if (!json.ok()) return json.status().WithContext("order '" + order_id + "'");
     pending->subjects.push_back({"session", SessionSubject(order_id), b.start_unix_ms,
-                                 std::move(*json), order_id, b.ledger_entry_id, 0});
+                                 SessionResultJson(b, instrument, m, charges), order_id,
+                                 b.ledger_entry_id, 0});
     ++report->sessions_measured;
   }
   for (int64_t d : days) {
@@ -295,10 +294,9 @@ Status BillingDriver::Measure(const std::string& instrument_id, const Work& work
     const UnbookedMeasure u =
         MeasureUnbooked(day, WindowsOverlapping(windows, day, SIZE_MAX), by_time.Overlapping(day));
     const std::string date = LocalDate(d, offset_ms);
-    Result<std::string> json = UnbookedResultJson(instrument, date, u);
-    if (!json.ok()) return json.status().WithContext("day " + date);
     pending->subjects.push_back({"unbooked", UnbookedSubject(instrument_id, date), d,
-                                 std::move(*json), "", std::nullopt, u.in_use_ms});
+                                 UnbookedResultJson(instrument, date, u), "", std::nullopt,
+                                 u.in_use_ms});
     ++report->days_measured;
   }
   return Status::Ok();

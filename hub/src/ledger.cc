@@ -8,6 +8,8 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "json_writer.h"
+
 namespace instrumeter::hub {
 namespace {
 
@@ -71,7 +73,26 @@ json Delta(const json& before, const json& after, const std::string& subject_kin
   return d;
 }
 
-json SpanJson(const Span& s) { return json::array({s.from_unix_ms, s.to_unix_ms}); }
+// [from, to] at the writer's position.
+void WriteSpan(JsonWriter& w, const Span& s) {
+  w.BeginArray().Int(s.from_unix_ms).Int(s.to_unix_ms).EndArray();
+}
+
+void WriteInstrument(JsonWriter* w, const Instrument& in) {
+  w->Key("instrument").BeginObject();
+  w->Key("city").String(in.city);
+  w->Key("institution").String(in.institution);
+  w->Key("name").String(in.name);
+  w->Key("region").String(in.region);
+  w->EndObject();
+}
+
+// A JSON string literal, escaped as the canonical form has it.
+std::string Quoted(std::string_view text) {
+  JsonWriter w(text.size() + 2);
+  w.String(text);
+  return w.Take();
+}
 
 }  // namespace
 
@@ -107,77 +128,93 @@ std::string UnbookedSubject(const std::string& instrument_id, const std::string&
   return "unbooked/" + instrument_id + "/" + day;
 }
 
-Result<std::string> SessionResultJson(const Booking& b, const Instrument& instrument,
-                                      const SessionMeasure& m, const Charges& c) {
-  json r;
-  r["booking"] = {{"order_id", b.order_id},
-                  {"instrument_id", b.instrument_id},
-                  {"customer",
-                   {{"organisation", b.customer.organisation},
-                    {"city", b.customer.city},
-                    {"region", b.customer.region}}},
-                  {"start_unix_ms", b.start_unix_ms},
-                  {"end_unix_ms", b.end_unix_ms},
-                  {"remote", b.remote},
-                  {"operator", b.operator_name}};
-  r["instrument"] = {{"name", instrument.name},
-                     {"institution", instrument.institution},
-                     {"city", instrument.city},
-                     {"region", instrument.region}};
-  const BillingRules& rules = b.rules;
-  r["rules"] = {{"rate_fen_per_hour", rules.rate_fen_per_hour},
-                {"billing_unit_seconds", rules.billing_unit_seconds},
-                {"minimum_charge_seconds", rules.minimum_charge_seconds},
-                {"rounding", RoundingName(rules.rounding)},
-                {"allowed_overrun_seconds", rules.allowed_overrun_seconds},
-                {"grace_before_seconds", rules.grace_before_seconds},
-                {"grace_after_seconds", rules.grace_after_seconds}};
+// The result objects are written key by key in sorted (bytewise) order with the streaming
+// writer, which escapes exactly as nlohmann::json does: the canonical form without building and
+// dumping a tree per session, which cost more than measuring it. Tests compare the output with
+// nlohmann's encoding of the same document.
+std::string SessionResultJson(const Booking& b, const Instrument& instrument,
+                              const SessionMeasure& m, const Charges& c) {
+  JsonWriter w(1024);
+  w.BeginObject();
+  w.Key("booking").BeginObject();
+  w.Key("customer").BeginObject();
+  w.Key("city").String(b.customer.city);
+  w.Key("organisation").String(b.customer.organisation);
+  w.Key("region").String(b.customer.region);
+  w.EndObject();
+  w.Key("end_unix_ms").Int(b.end_unix_ms);
+  w.Key("instrument_id").String(b.instrument_id);
+  w.Key("operator").String(b.operator_name);
+  w.Key("order_id").String(b.order_id);
+  w.Key("remote").Bool(b.remote);
+  w.Key("start_unix_ms").Int(b.start_unix_ms);
+  w.EndObject();
+  w.Key("charges").BeginObject();
+  w.Key("amount_fen").Int(c.amount_fen);
+  w.Key("billable_seconds").Int(c.billable_seconds);
+  w.Key("customer_pays_now_fen").Int(c.customer_pays_now_fen);
+  w.Key("customer_reimbursed_fen").Int(c.customer_reimbursed_fen);
+  w.Key("customer_share_fen").Int(c.customer_share_fen);
+  w.Key("provider_redeems_fen").Int(c.provider_redeems_fen);
+  w.Key("voucher_fen").Int(c.voucher_fen);
+  w.EndObject();
+  w.Key("flags").BeginArray();
+  for (const std::string& f : SessionFlagNames(m.flags)) w.String(f);
+  w.EndArray();
+  WriteInstrument(&w, instrument);
+  const BillingRules& r = b.rules;
+  w.Key("rules").BeginObject();
+  w.Key("allowed_overrun_seconds").Int(r.allowed_overrun_seconds);
+  w.Key("billing_unit_seconds").Int(r.billing_unit_seconds);
+  w.Key("grace_after_seconds").Int(r.grace_after_seconds);
+  w.Key("grace_before_seconds").Int(r.grace_before_seconds);
+  w.Key("minimum_charge_seconds").Int(r.minimum_charge_seconds);
+  w.Key("rate_fen_per_hour").Int(r.rate_fen_per_hour);
+  w.Key("rounding").String(RoundingName(r.rounding));
+  w.EndObject();
+  w.Key("status").String(SessionStatusName(m.status));
+  w.Key("telemetry").BeginObject();
+  WriteSpan(w.Key("attribution"), m.attribution);
+  w.Key("booked_ms").Int(m.booked_ms);
+  if (m.clock_offset_ms.has_value()) w.Key("clock_offset_ms").Int(*m.clock_offset_ms);
+  w.Key("coverage_ppm").Int(m.coverage_ppm);
+  w.Key("covered_ms").Int(m.covered_ms);
+  w.Key("in_use_ms").Int(m.in_use_ms);
+  w.Key("other_order_marks").BeginArray();
+  for (const std::string& order : m.other_order_marks) w.String(order);
+  w.EndArray();
+  w.Key("overrun_ms").Int(m.overrun_ms);
+  w.Key("powered_ms").Int(m.powered_ms);
+  w.Key("session_marks").Int(m.own_marks);
+  w.EndObject();
   if (b.voucher.has_value()) {
     const Voucher& v = *b.voucher;
-    r["voucher"] = {{"voucher_id", v.voucher_id},
-                    {"issuing_region", v.issuing_region},
-                    {"covered_percent", v.covered_percent},
-                    {"cap_fen", v.cap_fen},
-                    {"redemption", RedemptionName(v.redemption)}};
+    w.Key("voucher").BeginObject();
+    w.Key("cap_fen").Int(v.cap_fen);
+    w.Key("covered_percent").Int(v.covered_percent);
+    w.Key("issuing_region").String(v.issuing_region);
+    w.Key("redemption").String(RedemptionName(v.redemption));
+    w.Key("voucher_id").String(v.voucher_id);
+    w.EndObject();
   }
-  json t = {{"attribution", SpanJson(m.attribution)},
-            {"booked_ms", m.booked_ms},
-            {"covered_ms", m.covered_ms},
-            {"coverage_ppm", m.coverage_ppm},
-            {"in_use_ms", m.in_use_ms},
-            {"powered_ms", m.powered_ms},
-            {"overrun_ms", m.overrun_ms},
-            {"session_marks", m.own_marks},
-            {"other_order_marks", m.other_order_marks}};
-  if (m.clock_offset_ms.has_value()) t["clock_offset_ms"] = *m.clock_offset_ms;
-  r["telemetry"] = std::move(t);
-  r["status"] = SessionStatusName(m.status);
-  r["flags"] = SessionFlagNames(m.flags);
-  r["charges"] = {{"billable_seconds", c.billable_seconds},
-                  {"amount_fen", c.amount_fen},
-                  {"voucher_fen", c.voucher_fen},
-                  {"customer_share_fen", c.customer_share_fen},
-                  {"customer_pays_now_fen", c.customer_pays_now_fen},
-                  {"provider_redeems_fen", c.provider_redeems_fen},
-                  {"customer_reimbursed_fen", c.customer_reimbursed_fen}};
-  return Dump(r);
+  w.EndObject();
+  return w.Take();
 }
 
-Result<std::string> UnbookedResultJson(const Instrument& instrument, const std::string& day,
-                                       const UnbookedMeasure& m) {
-  json stretches = json::array();
-  for (const Span& s : m.stretches) stretches.push_back(SpanJson(s));
-  json r = {{"instrument_id", instrument.instrument_id},
-            {"instrument",
-             {{"name", instrument.name},
-              {"institution", instrument.institution},
-              {"city", instrument.city},
-              {"region", instrument.region}}},
-            {"day", day},
-            {"day_span", SpanJson(m.day)},
-            {"in_use_ms", m.in_use_ms},
-            {"stretches", std::move(stretches)}};
-  return Dump(r);
+std::string UnbookedResultJson(const Instrument& instrument, const std::string& day,
+                               const UnbookedMeasure& m) {
+  JsonWriter w(256 + 32 * m.stretches.size());
+  w.BeginObject();
+  w.Key("day").String(day);
+  WriteSpan(w.Key("day_span"), m.day);
+  w.Key("in_use_ms").Int(m.in_use_ms);
+  WriteInstrument(&w, instrument);
+  w.Key("instrument_id").String(instrument.instrument_id);
+  w.Key("stretches").BeginArray();
+  for (const Span& span : m.stretches) WriteSpan(w, span);
+  w.EndArray();
+  w.EndObject();
+  return w.Take();
 }
 
 Result<LedgerEntry> MakeLedgerEntry(const LedgerHead& head, const std::string& subject_kind,
@@ -205,15 +242,11 @@ Result<LedgerEntry> MakeLedgerEntry(const LedgerHead& head, const std::string& s
     if (!delta.ok()) return delta.status();
     c += "\"amends_entry_id\":" + std::to_string(amends->entry_id) + ",\"delta\":" + *delta + ",";
   }
-  Result<std::string> kind = Dump(e.kind);
-  Result<std::string> subject_text = Dump(subject);
-  Result<std::string> subject_kind_text = Dump(subject_kind);
-  for (const Result<std::string>* r : {&kind, &subject_text, &subject_kind_text})
-    if (!r->ok()) return r->status().WithContext("subject '" + subject + "'");
   c += "\"entry_id\":" + std::to_string(e.entry_id) +
-       ",\"format_version\":" + std::to_string(kLedgerFormatVersion) + ",\"kind\":" + *kind +
-       ",\"recorded_unix_ms\":" + std::to_string(recorded_unix_ms) + ",\"result\":" + result_json +
-       ",\"subject\":" + *subject_text + ",\"subject_kind\":" + *subject_kind_text +
+       ",\"format_version\":" + std::to_string(kLedgerFormatVersion) +
+       ",\"kind\":" + Quoted(e.kind) + ",\"recorded_unix_ms\":" + std::to_string(recorded_unix_ms) +
+       ",\"result\":" + result_json + ",\"subject\":" + Quoted(subject) +
+       ",\"subject_kind\":" + Quoted(subject_kind) +
        ",\"subject_time_unix_ms\":" + std::to_string(subject_time_unix_ms) + "}";
   e.content = std::move(c);
   e.hash = ChainHash(e.prev_hash, e.content);

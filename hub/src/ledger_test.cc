@@ -127,6 +127,40 @@ TEST(LedgerEntryTest, ContentIsWhatCanonicalJsonWouldBe) {
   EXPECT_EQ(second->hash, ChainHash(first->hash, second->content));
 }
 
+TEST(LedgerEntryTest, ResultsAreCanonicalJson) {
+  Booking b;
+  b.order_id = "ORD-\"1\"";
+  b.instrument_id = "nmr-1";
+  b.customer = {"\xe8\x8b\x8f\xe5\xb7\x9e Bio \\ Co", "Suzhou\b", "Jiangsu\f\t\x01"};
+  b.start_unix_ms = -5;
+  b.end_unix_ms = 3'600'000;
+  b.remote = true;
+  b.operator_name = "Li / Wei";
+  b.voucher = Voucher{"JS-1", "Jiangsu", 40, 1'000, Redemption::kReimburse};
+  Instrument in{"nmr-1", "NMR \xff\xfe 600", "Fudan\x7f", "", "Shanghai", "Shanghai", 0};
+  SessionMeasure m;
+  m.attribution = {-600'000, 4'200'000};
+  m.clock_offset_ms = -120;
+  m.flags = kSessionGap | kSessionMarkOtherOrder;
+  m.other_order_marks = {"A", "B"};
+  m.status = SessionStatus::kDisputed;
+  const std::string session = SessionResultJson(b, in, m, Charges{1, 2, 3, 4, 5, 6, 7});
+  EXPECT_EQ(nlohmann::json::parse(session).dump(), session);
+  m.clock_offset_ms.reset();
+  b.voucher.reset();
+  const std::string plain = SessionResultJson(b, in, m, Charges{});
+  EXPECT_EQ(nlohmann::json::parse(plain).dump(), plain);
+  EXPECT_NE(plain.find("NMR \xef\xbf\xbd\xef\xbf\xbd 600"), std::string::npos)
+      << "bytes that are not UTF-8 become U+FFFD";
+
+  UnbookedMeasure u;
+  u.day = {0, 86'400'000};
+  u.in_use_ms = 7;
+  u.stretches = {{1, 3}, {5, 10}};
+  const std::string unbooked = UnbookedResultJson(in, "2026-01-01", u);
+  EXPECT_EQ(nlohmann::json::parse(unbooked).dump(), unbooked);
+}
+
 TEST_F(LedgerTest, TheStoreRefusesAnEntryThatDoesNotFollowTheHead) {
   Status st = store_->InLedgerTransaction([](LedgerTxn* tx) -> Status {
     Result<LedgerEntry> e =

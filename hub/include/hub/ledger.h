@@ -40,11 +40,11 @@ std::string UnbookedSubject(const std::string& instrument_id, const std::string&
 
 // The `result` object of a session entry: the booking's terms, the instrument's owner and place,
 // the measure, the status and flags, and the money. Canonical JSON.
-Result<std::string> SessionResultJson(const Booking& booking, const Instrument& instrument,
-                                      const SessionMeasure& measure, const Charges& charges);
+std::string SessionResultJson(const Booking& booking, const Instrument& instrument,
+                              const SessionMeasure& measure, const Charges& charges);
 // The `result` object of an unbooked-use entry. `day` is "YYYY-MM-DD".
-Result<std::string> UnbookedResultJson(const Instrument& instrument, const std::string& day,
-                                       const UnbookedMeasure& measure);
+std::string UnbookedResultJson(const Instrument& instrument, const std::string& day,
+                               const UnbookedMeasure& measure);
 
 // A new entry that follows `head`: kind "session" or "unbooked" when `amends` is null, else an
 // "amendment" of `amends` (the subject's latest entry), with the changes of its money and hours
