@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "billing_cli.h"
+#include "cli_support.h"
 #include "common/clock.h"
 #include "hub/hub_config.h"
 #include "hub/hub_runner.h"
@@ -20,15 +22,6 @@
 
 namespace instrumeter::hub {
 namespace {
-
-constexpr int kExitRuntime = 1;
-constexpr int kExitUsage = 2;
-
-// A failed command: its exit code and what to tell the operator.
-struct Failure {
-  int exit_code;
-  Status status;
-};
 
 // Arguments of every subcommand, filled by CLI11.
 struct Args {
@@ -56,33 +49,8 @@ std::string OnlineText(const std::optional<bool>& online) {
   return *online ? "online" : "offline";
 }
 
-Result<HubConfig> LoadConfig(const Args& args) {
-  if (args.config_path.empty()) return Status::InvalidArgument("--config FILE is required");
-  Result<HubConfig> config = LoadHubConfig(args.config_path);
-  if (!config.ok()) return config.status();
-  spdlog::set_level(spdlog::level::from_str(config->log_level));
-  return config;
-}
-
-Result<std::unique_ptr<Store>> OpenStore(const HubConfig& config) {
-  return OpenSqliteStore(
-      {.path = config.store.path, .busy_timeout_ms = config.store.busy_timeout_ms});
-}
-
-// Loads the config (a usage error when bad) and opens the store (a runtime error when it fails).
-Result<std::unique_ptr<Store>> ConfigAndStore(const Args& args, Failure* failure) {
-  Result<HubConfig> config = LoadConfig(args);
-  if (!config.ok()) {
-    *failure = {kExitUsage, config.status()};
-    return config.status();
-  }
-  Result<std::unique_ptr<Store>> store = OpenStore(*config);
-  if (!store.ok()) *failure = {kExitRuntime, store.status()};
-  return store;
-}
-
 std::optional<Failure> CmdRun(const Args& args) {
-  Result<HubConfig> config = LoadConfig(args);
+  Result<HubConfig> config = LoadConfig(args.config_path);
   if (!config.ok()) return Failure{kExitUsage, config.status()};
   Status st = RunHub(*config);
   // A broker URL Paho refuses is a configuration mistake, not a runtime failure.
@@ -95,7 +63,7 @@ std::optional<Failure> CmdInstrumentsAdd(const Args& args, std::ostream& out) {
   Status valid = protocol::ValidateDeviceId(args.instrument.instrument_id);
   if (!valid.ok()) return Failure{kExitUsage, valid.WithContext("--id")};
   Failure failure{};
-  Result<std::unique_ptr<Store>> store = ConfigAndStore(args, &failure);
+  Result<std::unique_ptr<Store>> store = ConfigAndStore(args.config_path, &failure);
   if (!store.ok()) return failure;
   SystemClock clock;
   Status st = (*store)->AddInstrument(args.instrument, clock.WallUnixMs());
@@ -123,7 +91,7 @@ TextTable InstrumentsTable(const std::vector<Instrument>& instruments, bool with
 
 std::optional<Failure> CmdInstrumentsList(const Args& args, std::ostream& out) {
   Failure failure{};
-  Result<std::unique_ptr<Store>> store = ConfigAndStore(args, &failure);
+  Result<std::unique_ptr<Store>> store = ConfigAndStore(args.config_path, &failure);
   if (!store.ok()) return failure;
   Result<std::vector<Instrument>> instruments = (*store)->ListInstruments();
   if (!instruments.ok()) return Failure{kExitRuntime, instruments.status()};
@@ -148,9 +116,10 @@ std::optional<Failure> CmdInstrumentsList(const Args& args, std::ostream& out) {
 
 std::optional<Failure> CmdInstrumentsImport(const Args& args, std::ostream& out) {
   Failure failure{};
-  Result<std::unique_ptr<Store>> store = ConfigAndStore(args, &failure);
+  Result<std::unique_ptr<Store>> store = ConfigAndStore(args.config_path, &failure);
   if (!store.ok()) return failure;
-  Result<std::vector<Instrument>> rows = ReadInstrumentsFile(args.import_path);
+  std::vector<RuleOverridesUpdate> rules;
+  Result<std::vector<Instrument>> rows = ReadInstrumentsFile(args.import_path, &rules);
   if (!rows.ok()) return Failure{kExitUsage, rows.status().WithContext("nothing imported")};
   Result<std::vector<Instrument>> existing = (*store)->ListInstruments();
   if (!existing.ok()) return Failure{kExitRuntime, existing.status()};
@@ -159,7 +128,7 @@ std::optional<Failure> CmdInstrumentsImport(const Args& args, std::ostream& out)
   size_t updated = 0;
   for (const Instrument& in : *rows) updated += known.count(in.instrument_id);
   SystemClock clock;
-  Status st = (*store)->PutInstruments(*rows, clock.WallUnixMs());
+  Status st = (*store)->PutInstrumentsAndRules(*rows, rules, clock.WallUnixMs());
   if (!st.ok()) return Failure{kExitRuntime, st.WithContext("nothing imported")};
   out << "imported " << rows->size() << " instruments (" << rows->size() - updated << " new, "
       << updated << " updated)\n";
@@ -167,20 +136,15 @@ std::optional<Failure> CmdInstrumentsImport(const Args& args, std::ostream& out)
 }
 
 std::optional<Failure> CmdHours(const Args& args, std::ostream& out) {
-  int64_t from = 0;
-  int64_t to = 0;
-  if (!ParseUtc(args.from, &from))
-    return Failure{kExitUsage,
-                   Status::InvalidArgument("--from '" + args.from +
-                                           "': expected ISO 8601 with an offset "
-                                           "(2026-11-29T08:00:00+08:00) or a date (2026-11-29)")};
-  if (!ParseUtc(args.to, &to))
-    return Failure{kExitUsage, Status::InvalidArgument("--to '" + args.to +
-                                                       "': expected ISO 8601 with an offset or a "
-                                                       "date")};
+  Result<int64_t> from_ms = ParseTimeOption("--from", args.from);
+  if (!from_ms.ok()) return Failure{kExitUsage, from_ms.status()};
+  Result<int64_t> to_ms = ParseTimeOption("--to", args.to);
+  if (!to_ms.ok()) return Failure{kExitUsage, to_ms.status()};
+  const int64_t from = *from_ms;
+  const int64_t to = *to_ms;
   if (to <= from) return Failure{kExitUsage, Status::InvalidArgument("--to must be after --from")};
   Failure failure{};
-  Result<std::unique_ptr<Store>> store = ConfigAndStore(args, &failure);
+  Result<std::unique_ptr<Store>> store = ConfigAndStore(args.config_path, &failure);
   if (!store.ok()) return failure;
   Result<std::vector<HoursRow>> rows = ComputeHours(store->get(), from, to, args.instrument_id);
   if (!rows.ok()) {
@@ -225,7 +189,7 @@ std::optional<Failure> CmdHours(const Args& args, std::ostream& out) {
 
 std::optional<Failure> CmdStatus(const Args& args, std::ostream& out) {
   Failure failure{};
-  Result<std::unique_ptr<Store>> store = ConfigAndStore(args, &failure);
+  Result<std::unique_ptr<Store>> store = ConfigAndStore(args.config_path, &failure);
   if (!store.ok()) return failure;
   Result<std::vector<StatusRow>> rows = ComputeStatus(store->get());
   if (!rows.ok()) return Failure{kExitRuntime, rows.status()};
@@ -265,17 +229,6 @@ std::optional<Failure> CmdStatus(const Args& args, std::ostream& out) {
   return std::nullopt;
 }
 
-void AddConfigOption(CLI::App* app, Args* args) {
-  app->add_option("--config", args->config_path, "the hub's TOML configuration file");
-}
-
-void AddFormatOption(CLI::App* app, Args* args, const std::vector<std::string>& formats) {
-  std::string names;
-  for (const std::string& f : formats) names += (names.empty() ? "" : "|") + f;
-  app->add_option("--format", args->format, "output format: " + names + " (default table)")
-      ->check(CLI::IsMember(formats));
-}
-
 }  // namespace
 
 int RunHubCli(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
@@ -285,11 +238,11 @@ int RunHubCli(int argc, const char* const* argv, std::ostream& out, std::ostream
       "machine hours.\nWith only --config, runs the hub (same as `run`).",
       "instrumeter-hub");
   app.require_subcommand(0, 1);
-  AddConfigOption(&app, &args);
+  AddConfigOption(&app, &args.config_path);
 
   CLI::App* run = app.add_subcommand(
       "run", "Run the hub until SIGTERM/SIGINT; then finish the current batch and exit 0.");
-  AddConfigOption(run, &args);
+  AddConfigOption(run, &args.config_path);
 
   CLI::App* instruments =
       app.add_subcommand("instruments", "Manage the registry of instruments (device ids).");
@@ -304,17 +257,20 @@ int RunHubCli(int argc, const char* const* argv, std::ostream& out, std::ostream
   add->add_option("--city", args.instrument.city, "city")->required();
   add->add_option("--region", args.instrument.region, "region (province), for voucher rules")
       ->required();
-  AddConfigOption(add, &args);
+  AddConfigOption(add, &args.config_path);
   CLI::App* list = instruments->add_subcommand("list", "List registered instruments.");
-  AddFormatOption(list, &args, {"table", "csv", "json"});
-  AddConfigOption(list, &args);
+  AddFormatOption(list, &args.format, {"table", "csv", "json"});
+  AddConfigOption(list, &args.config_path);
   CLI::App* import = instruments->add_subcommand(
       "import",
       "Register or update instruments from a .csv (header: "
       "instrument_id,name,institution,site,city,region) or .json file (an array of objects with "
-      "those keys). All or nothing: a bad row is named by line and field and nothing is imported.");
+      "those keys), with optional billing rule columns (rate_fen_per_hour, billing_unit_seconds, "
+      "minimum_charge_seconds, rounding, allowed_overrun_seconds, grace_before_seconds, "
+      "grace_after_seconds; empty: the [billing] default; an absent column leaves the rule as "
+      "it was). All or nothing: a bad row is named by line and field and nothing is imported.");
   import->add_option("FILE", args.import_path, "the .csv or .json file")->required();
-  AddConfigOption(import, &args);
+  AddConfigOption(import, &args.config_path);
 
   CLI::App* hours = app.add_subcommand(
       "hours",
@@ -325,18 +281,20 @@ int RunHubCli(int argc, const char* const* argv, std::ostream& out, std::ostream
       ->required();
   hours->add_option("--to", args.to, "range end (exclusive), same formats")->required();
   hours->add_option("--instrument", args.instrument_id, "only this instrument");
-  AddFormatOption(hours, &args, {"table", "csv", "json"});
-  AddConfigOption(hours, &args);
+  AddFormatOption(hours, &args.format, {"table", "csv", "json"});
+  AddConfigOption(hours, &args.config_path);
 
   CLI::App* status =
       app.add_subcommand("status",
                          "One row per instrument: state now and since, all-time powered and in-use "
                          "seconds, events stored, online/offline and last seen.");
-  AddFormatOption(status, &args, {"table", "json"});
-  AddConfigOption(status, &args);
+  AddFormatOption(status, &args.format, {"table", "json"});
+  AddConfigOption(status, &args.config_path);
 
   CLI::App* reference =
       app.add_subcommand("config-reference", "Print a Markdown table of every configuration key.");
+
+  BillingCommands billing(&app, instruments);
 
   try {
     app.parse(argc, argv);
@@ -358,6 +316,8 @@ int RunHubCli(int argc, const char* const* argv, std::ostream& out, std::ostream
     failure = CmdHours(args, out);
   } else if (*status) {
     failure = CmdStatus(args, out);
+  } else if (billing.Chosen()) {
+    failure = billing.Run(out);
   } else if (*run || !args.config_path.empty()) {
     failure = CmdRun(args);
   } else {

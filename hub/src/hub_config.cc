@@ -1,5 +1,6 @@
 #include "hub/hub_config.h"
 
+#include "billing_config_schema.h"
 #include "common/config.h"
 
 namespace instrumeter::hub {
@@ -31,6 +32,9 @@ const Schema& RootSchema() {
       {.name = "http",
        .type = Type::kTable,
        .description = "The live API, event stream, metrics, health check and dashboard: [http]."},
+      {.name = "billing",
+       .type = Type::kTable,
+       .description = "Verification of bookings and default billing rules: [billing]."},
   };
   return kSchema;
 }
@@ -262,6 +266,11 @@ Result<HubConfig> Build(const toml::table& table, const std::string& source) {
       h.server.listen.size() - colon - 1 > 5 ||
       std::stol(h.server.listen.substr(colon + 1)) > 65535)
     return http->Error("listen", "expected host:port, e.g. 127.0.0.1:8080");
+
+  Result<BillingOptions> billing =
+      ParseBillingSection(root->Table("billing"), source + " [billing]");
+  if (!billing.ok()) return billing.status();
+  config.billing = *billing;
   return config;
 }
 
@@ -303,6 +312,8 @@ std::string HubConfigReference() {
   out += "\n## [store]\n\n" + config::SchemaMarkdown(StoreSchema());
   out += "\n## [ingest]\n\n" + config::SchemaMarkdown(IngestSchema());
   out += "\n## [http]\n\n" + config::SchemaMarkdown(HttpSchema());
+  out += "\n## [billing]\n\nSee [billing.md](billing.md) for what the rules mean.\n\n" +
+         config::SchemaMarkdown(BillingSchema());
   return out;
 }
 

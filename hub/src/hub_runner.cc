@@ -12,6 +12,7 @@
 #include "common/backoff.h"
 #include "common/clock.h"
 #include "common/mqtt_link.h"
+#include "hub/billing_driver.h"
 #include "hub/ingestor.h"
 #include "hub/live_http.h"
 #include "hub/sqlite_store.h"
@@ -224,6 +225,16 @@ Status RunHub(const HubConfig& config) {
     } else {
       return started.status().WithContext("[http]");
     }
+  }
+  // Verification runs on its own thread and connection; it stops (after its current pass)
+  // when this function returns.
+  std::unique_ptr<BillingWorker> billing;
+  if (config.billing.enabled) {
+    Result<std::unique_ptr<BillingWorker>> started = BillingWorker::Start(
+        {.path = config.store.path, .busy_timeout_ms = config.store.busy_timeout_ms},
+        config.billing, &clock);
+    if (!started.ok()) return started.status();
+    billing = std::move(*started);
   }
   HubLoop loop(config, link->get(), ingestor->get(), &clock, &metrics);
   Status result = loop.Run(&signals);

@@ -74,6 +74,48 @@ class FailingStore : public Store {
     return inner_->ReadIntervals(id, from, to);
   }
   Result<std::vector<DurationSum>> SumDurations() override { return inner_->SumDurations(); }
+  Status PutInstrumentsAndRules(const std::vector<Instrument>& in,
+                                const std::vector<RuleOverridesUpdate>& rules,
+                                int64_t now) override {
+    return inner_->PutInstrumentsAndRules(in, rules, now);
+  }
+  Result<std::vector<InstrumentRuleOverrides>> ListRuleOverrides() override {
+    return inner_->ListRuleOverrides();
+  }
+  Result<PutBookingsOutcome> PutBookings(const std::vector<Booking>& b, int64_t now) override {
+    return inner_->PutBookings(b, now);
+  }
+  Result<std::vector<Booking>> ListBookings(const BookingFilter& f) override {
+    return inner_->ListBookings(f);
+  }
+  Result<std::vector<Booking>> ListUnverifiedBookings(int64_t settled) override {
+    return inner_->ListUnverifiedBookings(settled);
+  }
+  Result<std::vector<DirtyRange>> ReadDirtyRanges() override { return inner_->ReadDirtyRanges(); }
+  Result<std::vector<HourFacts>> ReadHourFacts(const std::string& id, int64_t from,
+                                               int64_t to) override {
+    return inner_->ReadHourFacts(id, from, to);
+  }
+  Result<std::vector<MarkRecord>> ReadSessionMarks(const std::string& id, int64_t from,
+                                                   int64_t to) override {
+    return inner_->ReadSessionMarks(id, from, to);
+  }
+  Result<std::vector<UnbookedProgress>> ReadUnbookedProgress(const std::string& id) override {
+    return inner_->ReadUnbookedProgress(id);
+  }
+  Result<std::optional<Instrument>> GetInstrument(const std::string& id) override {
+    return inner_->GetInstrument(id);
+  }
+  Status InLedgerTransaction(const std::function<Status(LedgerTxn*)>& body) override {
+    return inner_->InLedgerTransaction(body);
+  }
+  Result<std::vector<LedgerEntry>> ReadLedger(int64_t after, int64_t limit) override {
+    return inner_->ReadLedger(after, limit);
+  }
+  Result<LedgerHead> ReadLedgerHead() override { return inner_->ReadLedgerHead(); }
+  Result<std::vector<LedgerEntry>> ReadLatestLedgerEntries(int64_t from, int64_t to) override {
+    return inner_->ReadLatestLedgerEntries(from, to);
+  }
 
  private:
   Store* inner_;

@@ -3,8 +3,9 @@
 // took about 200 ms, writing them directly takes a few (tests/bench/live_api_bench). Small
 // responses keep using nlohmann::json.
 //
-// Strings are escaped as RFC 8259 asks; bytes that are not valid UTF-8 become U+FFFD, so a bad
-// registry name can never make a response unparsable. Not thread-safe; one per response.
+// Strings are escaped as RFC 8259 asks, byte for byte as nlohmann::json's dump() does (the
+// billing ledger's canonical JSON relies on it); bytes that are not valid UTF-8 become U+FFFD, so
+// a bad registry name can never make a response unparsable. Not thread-safe; one per response.
 #pragma once
 
 #include <charconv>
@@ -93,7 +94,7 @@ class JsonWriter {
       if (c >= 0x80) {
         const size_t len = Utf8Length(s, i);
         if (len == 0) {
-          out_.append("\\ufffd");
+          out_.append("\xEF\xBF\xBD");  // U+FFFD
           ++i;
         } else {
           out_.append(s.substr(i, len));
@@ -107,6 +108,12 @@ class JsonWriter {
           break;
         case '\\':
           out_.append("\\\\");
+          break;
+        case '\b':
+          out_.append("\\b");
+          break;
+        case '\f':
+          out_.append("\\f");
           break;
         case '\n':
           out_.append("\\n");

@@ -5,13 +5,14 @@
 #include <utility>
 
 #include "common/sqlite_db.h"
+#include "sqlite_billing.h"
 
 namespace instrumeter::hub {
 namespace {
 
 // Migration N (0-based) takes the database from user_version N to N + 1. Append only: a
 // released migration is never edited.
-constexpr std::array<const char*, 1> kMigrations = {
+constexpr std::array<const char*, 2> kMigrations = {
     R"sql(
 CREATE TABLE instruments(
   instrument_id TEXT PRIMARY KEY,
@@ -87,6 +88,7 @@ CREATE TABLE intervals(
 );
 CREATE INDEX intervals_by_start ON intervals(dev_key, start_wall_unix_ms);
 )sql",
+    kBillingMigration,
 };
 
 constexpr char kIntervalColumns[] =
@@ -117,23 +119,17 @@ int64_t I64(uint64_t v) { return static_cast<int64_t>(v); }
 
 class SqliteStore : public Store {
  public:
-  explicit SqliteStore(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}
+  explicit SqliteStore(std::unique_ptr<SqliteDb> db)
+      : db_(std::move(db)), billing_(std::make_unique<SqliteBilling>(db_.get())) {}
 
   Status Init() {
     INSTRUMETER_RETURN_IF_ERROR(Migrate());
-    return PrepareStatements();
+    INSTRUMETER_RETURN_IF_ERROR(PrepareStatements());
+    return billing_->Prepare();
   }
 
   Status PutInstruments(const std::vector<Instrument>& instruments, int64_t now_unix_ms) override {
-    Result<SqliteTransaction> tx = SqliteTransaction::Begin(db_.get());
-    if (!tx.ok()) return tx.status();
-    for (const Instrument& in : instruments) {
-      upsert_instrument_->Reset();
-      BindInstrument(&*upsert_instrument_, in, now_unix_ms);
-      INSTRUMETER_RETURN_IF_ERROR(
-          upsert_instrument_->Run().WithContext("instrument '" + in.instrument_id + "'"));
-    }
-    return tx->Commit();
+    return PutInstrumentsAndRules(instruments, {}, now_unix_ms);
   }
 
   Status AddInstrument(const Instrument& instrument, int64_t now_unix_ms) override {
@@ -289,6 +285,9 @@ class SqliteStore : public Store {
         if (!st.ok())
           return st.WithContext("commit batch: device '" + id + "' seq " + std::to_string(e.seq));
       }
+      // Before the intervals are written: it compares them with their stored versions.
+      Status facts = billing_->RecordBatchFacts(*key, dev);
+      if (!facts.ok()) return facts.WithContext("commit batch: device '" + id + "'");
       for (const Interval& iv : dev.intervals) {
         Status st = UpsertInterval(*key, iv);
         if (!st.ok())
@@ -307,14 +306,17 @@ class SqliteStore : public Store {
   Result<std::vector<DeviceInterval>> ReadIntervals(const std::string& device_id,
                                                     int64_t from_wall_unix_ms,
                                                     int64_t to_wall_unix_ms) override {
+    // "?1 = '' OR d.device_id = ?1" would make SQLite walk every device: one device is looked up.
     Result<SqliteStatement> s =
         db_->Prepare(std::string("SELECT d.device_id, ") + kIntervalColumns +
-                     " FROM intervals i JOIN devices d ON d.dev_key = i.dev_key"
-                     " WHERE (?1 = '' OR d.device_id = ?1) AND i.duration_ms > 0"
+                     " FROM intervals i JOIN devices d ON d.dev_key = i.dev_key WHERE " +
+                     (device_id.empty() ? "" : "d.device_id = ?1 AND ") +
+                     "i.duration_ms > 0"
                      " AND i.start_wall_unix_ms < ?3 AND i.start_wall_unix_ms + i.duration_ms > ?2"
                      " ORDER BY d.device_id, i.start_wall_unix_ms, i.id");
     if (!s.ok()) return s.status();
-    s->Bind(1, device_id).Bind(2, from_wall_unix_ms).Bind(3, to_wall_unix_ms);
+    if (!device_id.empty()) s->Bind(1, device_id);
+    s->Bind(2, from_wall_unix_ms).Bind(3, to_wall_unix_ms);
     std::vector<DeviceInterval> out;
     while (true) {
       Result<bool> row = s->Step();
@@ -342,6 +344,62 @@ class SqliteStore : public Store {
                      static_cast<v1::InstrumentState>(s->Int(2)), s->Int(3)});
     }
     return out;
+  }
+
+  Status PutInstrumentsAndRules(const std::vector<Instrument>& instruments,
+                                const std::vector<RuleOverridesUpdate>& rules,
+                                int64_t now_unix_ms) override {
+    Result<SqliteTransaction> tx = SqliteTransaction::Begin(db_.get());
+    if (!tx.ok()) return tx.status();
+    for (const Instrument& in : instruments) {
+      upsert_instrument_->Reset();
+      BindInstrument(&*upsert_instrument_, in, now_unix_ms);
+      INSTRUMETER_RETURN_IF_ERROR(
+          upsert_instrument_->Run().WithContext("instrument '" + in.instrument_id + "'"));
+    }
+    INSTRUMETER_RETURN_IF_ERROR(billing_->ApplyRuleUpdates(rules));
+    return tx->Commit();
+  }
+  Result<std::vector<InstrumentRuleOverrides>> ListRuleOverrides() override {
+    return billing_->ListRuleOverrides();
+  }
+  Result<PutBookingsOutcome> PutBookings(const std::vector<Booking>& bookings,
+                                         int64_t now_unix_ms) override {
+    return billing_->PutBookings(bookings, now_unix_ms);
+  }
+  Result<std::vector<Booking>> ListBookings(const BookingFilter& filter) override {
+    return billing_->ListBookings(filter);
+  }
+  Result<std::vector<Booking>> ListUnverifiedBookings(int64_t settled_unix_ms) override {
+    return billing_->ListUnverifiedBookings(settled_unix_ms);
+  }
+  Result<std::vector<DirtyRange>> ReadDirtyRanges() override { return billing_->ReadDirtyRanges(); }
+  Result<std::vector<HourFacts>> ReadHourFacts(const std::string& device_id, int64_t from_unix_ms,
+                                               int64_t to_unix_ms) override {
+    return billing_->ReadHourFacts(device_id, from_unix_ms, to_unix_ms);
+  }
+  Result<std::vector<MarkRecord>> ReadSessionMarks(const std::string& device_id,
+                                                   int64_t from_unix_ms,
+                                                   int64_t to_unix_ms) override {
+    return billing_->ReadSessionMarks(device_id, from_unix_ms, to_unix_ms);
+  }
+  Result<std::vector<UnbookedProgress>> ReadUnbookedProgress(
+      const std::string& instrument_id) override {
+    return billing_->ReadUnbookedProgress(instrument_id);
+  }
+  Result<std::optional<Instrument>> GetInstrument(const std::string& instrument_id) override {
+    return billing_->GetInstrument(instrument_id);
+  }
+  Status InLedgerTransaction(const std::function<Status(LedgerTxn*)>& body) override {
+    return billing_->InLedgerTransaction(body);
+  }
+  Result<std::vector<LedgerEntry>> ReadLedger(int64_t after_entry_id, int64_t limit) override {
+    return billing_->ReadLedger(after_entry_id, limit);
+  }
+  Result<LedgerHead> ReadLedgerHead() override { return billing_->ReadLedgerHead(); }
+  Result<std::vector<LedgerEntry>> ReadLatestLedgerEntries(int64_t from_unix_ms,
+                                                           int64_t to_unix_ms) override {
+    return billing_->ReadLatestLedgerEntries(from_unix_ms, to_unix_ms);
   }
 
  private:
@@ -547,6 +605,7 @@ class SqliteStore : public Store {
 
   std::unique_ptr<SqliteDb> db_;
   // Declared after db_: statements are finalised before the connection closes.
+  std::unique_ptr<SqliteBilling> billing_;
   std::optional<SqliteStatement> insert_event_;
   std::optional<SqliteStatement> upsert_interval_;
   std::optional<SqliteStatement> update_device_;

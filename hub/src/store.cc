@@ -14,9 +14,13 @@ EventRow MakeEventRow(const v1::Event& event, std::string body, int64_t received
   switch (event.body_case()) {
     case v1::Event::kStateChange:
       row.state = event.state_change().state();
+      row.sources_disagree = !event.state_change().sources_disagreed().empty();
       break;
     case v1::Event::kHeartbeat:
       row.state = event.heartbeat().state();
+      // Depth 1 is the heartbeat alone; 0 means the sender does not say, so freshness is unknown.
+      row.fresh_heartbeat = event.heartbeat().outbox_depth() == 1;
+      row.sources_disagree = event.heartbeat().disagreement();
       break;
     case v1::Event::kAgentStop:
       row.state = event.agent_stop().state();

@@ -5,9 +5,16 @@
 //   instrumeter-hub hours --from T --to T        machine hours per instrument
 //   instrumeter-hub status                       live state per instrument
 //   instrumeter-hub config-reference             Markdown reference of every config key
+//   instrumeter-hub instruments rules            effective billing rules per instrument
+//   instrumeter-hub bookings import|list         bookings (docs/billing.md)
+//   instrumeter-hub verify                       one verification pass now
+//   instrumeter-hub ledger verify|feed           check the hash chain; read the billing feed
+//   instrumeter-hub export billing               the billing export, CSV or JSON
+//   instrumeter-hub report --by ...              services, machine hours, amounts by group
 //
 // Exit codes: 0 success, 1 runtime error (database, broker), 2 usage, configuration or input
-// file error. Results go to `out`, messages to `err`, logs to spdlog's default logger.
+// file error, 3 `ledger verify` found the ledger altered. Results go to `out`, messages to `err`,
+// logs to spdlog's default logger.
 #pragma once
 
 #include <ostream>

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "hub/billing_options.h"
 #include "hub/http_server.h"
 #include "hub/ingestor.h"
 
@@ -40,6 +41,7 @@ struct HubConfig {
   StoreOptions store;
   IngestOptions ingest;
   HttpOptions http;
+  BillingOptions billing;
   std::string log_level = "info";  // trace, debug, info, warn, error
 };
 

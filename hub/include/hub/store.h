@@ -7,11 +7,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "common/status.h"
+#include "hub/billing_records.h"
 #include "hub/derivation.h"
 #include "telemetry.pb.h"
 
@@ -86,6 +88,12 @@ struct EventRow {
   std::optional<uint64_t> in_use_ms;
   std::string body;  // the exact bytes received
   int64_t received_unix_ms = 0;
+  // For verification (billing_records.h, HourFacts); not stored as columns of the event.
+  // A heartbeat sent with nothing else waiting in the agent's outbox (outbox_depth <= 1) was
+  // received fresh: received_unix_ms - wall_unix_ms estimates the agent's clock offset.
+  bool fresh_heartbeat = false;
+  // A Heartbeat with `disagreement` or a StateChange with `sources_disagreed`.
+  bool sources_disagree = false;
 };
 
 // Fills the columns of an EventRow from a decoded event and its exact bytes.
@@ -152,6 +160,53 @@ class Store {
   // All-time interval durations per device, kind and state (summed by the database, so a status
   // report does not read every interval).
   virtual Result<std::vector<DurationSum>> SumDurations() = 0;
+
+  // --- billing (docs/billing.md) ---
+  // Registers or updates instruments (as PutInstruments) and applies `rules` to their billing
+  // rule overrides, in one transaction: all or nothing.
+  virtual Status PutInstrumentsAndRules(const std::vector<Instrument>& instruments,
+                                        const std::vector<RuleOverridesUpdate>& rules,
+                                        int64_t now_unix_ms) = 0;
+  // Instruments with at least one override, by id.
+  virtual Result<std::vector<InstrumentRuleOverrides>> ListRuleOverrides() = 0;
+  // Inserts new bookings and updates changed ones (by order_id) in one transaction, unless one
+  // overlaps another booking on its instrument (stored, or in `bookings`): then nothing is
+  // written and the outcome names the conflict. A changed or new booking records a changed
+  // range (old and new window with their grace) for verification. Callers check everything else
+  // (bookings.h, ImportBookings).
+  virtual Result<PutBookingsOutcome> PutBookings(const std::vector<Booking>& bookings,
+                                                 int64_t now_unix_ms) = 0;
+  virtual Result<std::vector<Booking>> ListBookings(const BookingFilter& filter) = 0;
+  // Bookings not verified under their current terms whose end + grace_after is at or before
+  // `settled_unix_ms`, by instrument and start.
+  virtual Result<std::vector<Booking>> ListUnverifiedBookings(int64_t settled_unix_ms) = 0;
+  // Changed ranges recorded by CommitBatch (wall span of every interval change and session mark)
+  // and PutBookings, one per instrument, by instrument id.
+  virtual Result<std::vector<DirtyRange>> ReadDirtyRanges() = 0;
+  // A device's hour facts for hours starting in [from - 1 h, to), by hour.
+  virtual Result<std::vector<HourFacts>> ReadHourFacts(const std::string& device_id,
+                                                       int64_t from_unix_ms,
+                                                       int64_t to_unix_ms) = 0;
+  // A device's SessionMarks with agent wall time in [from, to), by wall time.
+  virtual Result<std::vector<MarkRecord>> ReadSessionMarks(const std::string& device_id,
+                                                           int64_t from_unix_ms,
+                                                           int64_t to_unix_ms) = 0;
+  // The device `instrument_id` (empty: every device) if it has intervals, by id.
+  virtual Result<std::vector<UnbookedProgress>> ReadUnbookedProgress(
+      const std::string& instrument_id) = 0;
+  // Runs `body` in one write transaction (BEGIN IMMEDIATE): commits when it returns OK, rolls
+  // back otherwise.
+  virtual Status InLedgerTransaction(const std::function<Status(LedgerTxn*)>& body) = 0;
+  // The registered instrument `instrument_id`, if any.
+  virtual Result<std::optional<Instrument>> GetInstrument(const std::string& instrument_id) = 0;
+  // Ledger entries with entry_id > after, ascending, at most `limit`.
+  virtual Result<std::vector<LedgerEntry>> ReadLedger(int64_t after_entry_id, int64_t limit) = 0;
+  // The head as recorded beside the ledger (entry 0 and the genesis hash when empty).
+  virtual Result<LedgerHead> ReadLedgerHead() = 0;
+  // The latest entry of every subject whose latest entry's subject time is in [from, to), by
+  // subject time and subject.
+  virtual Result<std::vector<LedgerEntry>> ReadLatestLedgerEntries(int64_t from_unix_ms,
+                                                                   int64_t to_unix_ms) = 0;
 };
 
 }  // namespace instrumeter::hub

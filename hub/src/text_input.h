@@ -1,0 +1,45 @@
+// Reading tabular input files (CSV and JSON arrays) with line numbers for error messages: shared
+// by the instrument and booking imports. Private to the hub.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace instrumeter::hub {
+
+// Without leading and trailing white space.
+std::string Trim(std::string s);
+
+struct CsvRecord {
+  int line = 0;  // the line the record starts on
+  std::vector<std::string> fields;
+};
+
+// RFC 4180: fields separated by commas, optionally quoted with "" as an escaped quote; quoted
+// fields may hold commas and line breaks. Lines end in LF or CRLF; blank lines are skipped; a
+// UTF-8 BOM is ignored; unquoted fields are trimmed. `source` names the file in errors.
+Result<std::vector<CsvRecord>> SplitCsv(std::string_view text, const std::string& source);
+
+// The line each element of a top-level JSON array starts on (nlohmann keeps no positions).
+std::vector<int> ElementLines(std::string_view text);
+
+// The 1-based line of byte offset `byte`.
+int LineAt(std::string_view text, size_t byte);
+
+// InvalidArgument "<source>:<line>: field '<field>': <message>".
+Status FieldError(const std::string& source, int line, std::string_view field,
+                  const std::string& message);
+
+enum class InputFormat { kCsv, kJson };
+struct InputFile {
+  std::string text;
+  InputFormat format = InputFormat::kCsv;
+};
+// Reads a .csv or .json file (by its extension, case-insensitive); anything else is
+// InvalidArgument, an unreadable file NotFound.
+Result<InputFile> ReadInputFile(const std::string& path);
+
+}  // namespace instrumeter::hub
