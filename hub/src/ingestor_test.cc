@@ -74,6 +74,17 @@ class FailingStore : public Store {
     return inner_->ReadIntervals(id, from, to);
   }
   Result<std::vector<DurationSum>> SumDurations() override { return inner_->SumDurations(); }
+  Status AddDeviceKey(DeviceKey* key) override { return inner_->AddDeviceKey(key); }
+  Result<std::vector<DeviceKey>> ListDeviceKeys() override { return inner_->ListDeviceKeys(); }
+  Status RevokeDeviceKey(const std::string& id, int64_t now) override {
+    return inner_->RevokeDeviceKey(id, now);
+  }
+  Status RequestChainReset(const std::string& id, int64_t now) override {
+    return inner_->RequestChainReset(id, now);
+  }
+  Result<std::vector<Billability>> ReadBillability() override {
+    return inner_->ReadBillability();
+  }
 
  private:
   Store* inner_;

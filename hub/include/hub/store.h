@@ -48,14 +48,29 @@ struct LiveState {
   friend bool operator==(const LiveState&, const LiveState&) = default;
 };
 
-// A device row: the ingest cursor, derivation and live state, in one record so that one write
-// keeps them consistent with each other.
+// Where a device's signed chain stands (protocol/README.md, "Signing"; docs/security.md).
+struct ChainState {
+  std::string link;             // link at contiguous_seq (32 bytes); empty while nothing is stored
+  uint64_t signed_through = 0;  // the highest S whose verified signature matched the hub's link_S
+  // 0 while the chain is intact; else the first sequence no verified signature vouches for: the
+  // device signed another history than the hub stored. Open until an operator resets it.
+  uint64_t broken_from = 0;
+  // The device's latest verified signed head (S <= contiguous_seq): where a reset re-anchors.
+  uint64_t head_seq = 0;
+  std::string head;
+  int64_t reset_unix_ms = 0;  // the operator's chain reset request last applied
+  friend bool operator==(const ChainState&, const ChainState&) = default;
+};
+
+// A device row: the ingest cursor, derivation, live state and chain, in one record so that one
+// write keeps them consistent with each other.
 struct DeviceRecord {
   std::string device_id;
   uint64_t contiguous_seq = 0;  // every sequence up to this one is stored
   uint64_t events_stored = 0;
   DerivationState derivation;
   LiveState live;
+  ChainState chain;
   friend bool operator==(const DeviceRecord&, const DeviceRecord&) = default;
 };
 
@@ -86,6 +101,7 @@ struct EventRow {
   std::optional<uint64_t> in_use_ms;
   std::string body;  // the exact bytes received
   int64_t received_unix_ms = 0;
+  std::string link;  // its chain link; empty until every lower sequence is stored
 };
 
 // Fills the columns of an EventRow from a decoded event and its exact bytes.
@@ -110,7 +126,46 @@ struct DeviceBatch {
   DeviceRecord record;              // the device row after the batch
   std::vector<EventRow> events;     // new events, none stored before
   std::vector<Interval> intervals;  // inserted or updated, identified by (kind, start_seq)
+  // Chain links of events stored earlier (above a gap, or re-anchored by a chain reset).
+  std::vector<std::pair<uint64_t, std::string>> link_updates;
+  // Sequences a chain reset left unproven (the stretch of a broken chain), to record.
+  std::optional<SeqRange> unproven;
 };
+
+// One enrolled Ed25519 public key of a device (`instrumeter-hub devices enroll`). A device has at
+// most one active (unrevoked) key; revoked keys stay, so that old signatures remain checkable.
+struct DeviceKey {
+  int64_t key_id = 0;  // set by the store
+  std::string device_id;
+  std::string public_key;   // 32 raw bytes
+  std::string cert_serial;  // hex serial of the TLS client certificate issued with it
+  int64_t enrolled_unix_ms = 0;
+  std::optional<int64_t> revoked_unix_ms;
+  // The device's signed_through when the key was revoked: while it has no active key, nothing
+  // above it is billable, whatever the hub verified after the revocation.
+  uint64_t revoked_signed_through = 0;
+  // `devices chain-reset` asks the running hub to re-anchor a broken chain (docs/security.md).
+  int64_t chain_reset_requested_unix_ms = 0;
+  friend bool operator==(const DeviceKey&, const DeviceKey&) = default;
+};
+
+// What of a device's telemetry may be billed (docs/hub.md, "Billable"): an interval is billable
+// iff end_seq <= billable_through and [start_seq, end_seq] overlaps no `unproven` range.
+struct Billability {
+  std::string device_id;
+  uint64_t contiguous_seq = 0;
+  uint64_t signed_through = 0;
+  // signed_through, capped below an open chain break and, while the device's key is revoked
+  // without a replacement, at its signed_through when it was revoked.
+  uint64_t billable_through = 0;
+  bool enrolled = false;           // it has, or had, a key; false: development mode, never billable
+  bool revoked = false;            // it had a key and has no active one
+  uint64_t chain_broken_from = 0;  // 0: intact
+  std::vector<SeqRange> unproven;  // stretches of resolved chain breaks, ascending
+};
+
+// The billing rule above.
+bool IsBillable(const Billability& billability, const Interval& interval);
 
 // One ingest batch: committed as one transaction or not at all.
 struct Batch {
@@ -152,6 +207,19 @@ class Store {
   // All-time interval durations per device, kind and state (summed by the database, so a status
   // report does not read every interval).
   virtual Result<std::vector<DurationSum>> SumDurations() = 0;
+
+  // --- security (docs/security.md) ---
+  // Enrols a key; AlreadyExists while the device has an active one. Sets key->key_id.
+  virtual Status AddDeviceKey(DeviceKey* key) = 0;
+  // Every key, active and revoked, by device id then key id.
+  virtual Result<std::vector<DeviceKey>> ListDeviceKeys() = 0;
+  // Revokes the device's active key, recording its signed_through at this moment, in one
+  // transaction. NotFound when it has no active key.
+  virtual Status RevokeDeviceKey(const std::string& device_id, int64_t now_unix_ms) = 0;
+  // Asks the running hub to re-anchor the device's broken chain. NotFound without an active key.
+  virtual Status RequestChainReset(const std::string& device_id, int64_t now_unix_ms) = 0;
+  // One row per device that sent telemetry, by device id.
+  virtual Result<std::vector<Billability>> ReadBillability() = 0;
 };
 
 }  // namespace instrumeter::hub
