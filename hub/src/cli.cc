@@ -16,6 +16,7 @@
 #include "hub/reports.h"
 #include "hub/sqlite_store.h"
 #include "protocol/topics.h"
+#include "security_cli.h"
 #include "text_output.h"
 
 namespace instrumeter::hub {
@@ -338,6 +339,9 @@ int RunHubCli(int argc, const char* const* argv, std::ostream& out, std::ostream
   CLI::App* reference =
       app.add_subcommand("config-reference", "Print a Markdown table of every configuration key.");
 
+  SecurityArgs security_args;
+  const SecurityCommands security = AddSecurityCommands(&app, &security_args);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -345,6 +349,8 @@ int RunHubCli(int argc, const char* const* argv, std::ostream& out, std::ostream
     return code == 0 ? 0 : kExitUsage;
   }
 
+  if (security_args.config_path.empty()) security_args.config_path = args.config_path;
+  if (std::optional<int> code = RunSecurityCommand(security, security_args, out, err)) return *code;
   std::optional<Failure> failure;
   if (*reference) {
     out << HubConfigReference();

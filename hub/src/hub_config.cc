@@ -28,6 +28,9 @@ const Schema& RootSchema() {
       {.name = "ingest",
        .type = Type::kTable,
        .description = "Ingest limits and timing: [ingest]."},
+      {.name = "security",
+       .type = Type::kTable,
+       .description = "Signed telemetry and the certificate authority: [security]."},
   };
   return kSchema;
 }
@@ -36,7 +39,8 @@ const Schema& MqttSchema() {
   static const Schema kSchema = {
       {.name = "broker",
        .type = Type::kString,
-       .description = "Broker URL, tcp://host:port.",
+       .description = "Broker URL, tcp://host:port, or ssl://host:port with ca_file, cert_file "
+                      "and key_file.",
        .required = true},
       {.name = "client_id",
        .type = Type::kString,
@@ -63,6 +67,45 @@ const Schema& MqttSchema() {
        .description = "Longest reconnect delay.",
        .min = 10,
        .max = 3'600'000},
+      {.name = "ca_file",
+       .type = Type::kString,
+       .description = "ssl:// brokers: the deployment's CA certificate (PEM); the broker's "
+                      "certificate and host name are verified against it. Required for ssl://."},
+      {.name = "cert_file",
+       .type = Type::kString,
+       .description = "ssl:// brokers: the hub's client certificate (PEM, CN instrumeter-hub, "
+                      "made by `instrumeter-hub ca init`)."},
+      {.name = "key_file",
+       .type = Type::kString,
+       .description = "ssl:// brokers: its private key (PEM). The hub refuses to start when "
+                      "group or others can read it."},
+  };
+  return kSchema;
+}
+
+const Schema& SecuritySchema() {
+  static const Schema kSchema = {
+      {.name = "require_signatures",
+       .type = Type::kBoolean,
+       .description =
+           "Refuse telemetry of devices that have no enrolled signing key. Unset: true as soon "
+           "as any device is enrolled (`instrumeter-hub devices enroll`); a hub without any "
+           "enrolled device runs in development mode. false: development mode beside enrolled "
+           "devices. Telemetry accepted unsigned is stored but never billable; enrolled devices "
+           "are always verified."},
+      {.name = "key_reload_ms",
+       .type = Type::kInteger,
+       .default_value = int64_t{2000},
+       .description = "How often the running hub re-reads enrolled keys, revocations and chain "
+                      "resets made with the CLI.",
+       .min = 100,
+       .max = 600'000},
+      {.name = "ca_dir",
+       .type = Type::kString,
+       .default_value = std::string(""),
+       .description = "Directory of the deployment's certificate authority (`instrumeter-hub ca "
+                      "init`), used by `devices enroll` and `devices revoke`. Keep it on the hub "
+                      "host only, mode 0700."},
   };
   return kSchema;
 }
@@ -142,6 +185,20 @@ Result<HubConfig> Build(const toml::table& table, const std::string& source) {
   if (config.mqtt.client_id.empty()) return mqtt->Error("client_id", "must not be empty");
   if (config.mqtt.reconnect_max_ms < config.mqtt.reconnect_min_ms)
     return mqtt->Error("reconnect_max_ms", "must not be less than reconnect_min_ms");
+  config.mqtt.ca_file = mqtt->String("ca_file");
+  config.mqtt.cert_file = mqtt->String("cert_file");
+  config.mqtt.key_file = mqtt->String("key_file");
+  const bool tls = config.mqtt.broker.rfind("ssl://", 0) == 0;
+  if (tls && config.mqtt.ca_file.empty())
+    return mqtt->Error("broker", "an ssl:// broker needs ca_file to verify it");
+  if (!tls)
+    for (const char* key : {"ca_file", "cert_file", "key_file"})
+      if (mqtt->Has(key))
+        return mqtt->Error(
+            key, "TLS files need an ssl:// broker; '" + config.mqtt.broker + "' would not encrypt");
+  if (config.mqtt.cert_file.empty() != config.mqtt.key_file.empty())
+    return mqtt->Error(config.mqtt.cert_file.empty() ? "cert_file" : "key_file",
+                       "cert_file and key_file go together");
 
   Result<Section> store = Section::Make(*root->Table("store"), StoreSchema(), source + " [store]");
   if (!store.ok()) return store.status();
@@ -161,6 +218,15 @@ Result<HubConfig> Build(const toml::table& table, const std::string& source) {
   in.limits.max_envelope_bytes = static_cast<size_t>(ingest->Integer("max_envelope_bytes"));
   in.limits.max_events = static_cast<size_t>(ingest->Integer("max_events_per_envelope"));
   in.accept_unregistered_devices = ingest->Boolean("accept_unregistered_devices");
+
+  const toml::table* security_table = root->Table("security");
+  Result<Section> security = Section::Make(security_table != nullptr ? *security_table : empty,
+                                           SecuritySchema(), source + " [security]");
+  if (!security.ok()) return security.status();
+  if (security->Has("require_signatures"))
+    in.require_signatures = security->Boolean("require_signatures");
+  in.key_reload_ms = security->Integer("key_reload_ms");
+  config.security.ca_dir = security->String("ca_dir");
   return config;
 }
 
@@ -199,6 +265,7 @@ std::string HubConfigReference() {
   out += "\n## [mqtt]\n\n" + config::SchemaMarkdown(MqttSchema());
   out += "\n## [store]\n\n" + config::SchemaMarkdown(StoreSchema());
   out += "\n## [ingest]\n\n" + config::SchemaMarkdown(IngestSchema());
+  out += "\n## [security]\n\n" + config::SchemaMarkdown(SecuritySchema());
   return out;
 }
 

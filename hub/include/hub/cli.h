@@ -5,6 +5,8 @@
 //   instrumeter-hub hours --from T --to T        machine hours per instrument
 //   instrumeter-hub status                       live state per instrument
 //   instrumeter-hub config-reference             Markdown reference of every config key
+//   instrumeter-hub ca init|crl                  the certificate authority (src/security_cli.h)
+//   instrumeter-hub devices enroll|revoke|list|chain-reset   device identities
 //
 // Exit codes: 0 success, 1 runtime error (database, broker), 2 usage, configuration or input
 // file error. Results go to `out`, messages to `err`, logs to spdlog's default logger.

@@ -12,11 +12,22 @@
 namespace instrumeter::hub {
 
 struct MqttOptions {
-  std::string broker;  // tcp://host:port
+  std::string broker;  // tcp://host:port or ssl://host:port
   std::string client_id = "instrumeter-hub";
   int keepalive_s = 30;
   int64_t reconnect_min_ms = 500;
   int64_t reconnect_max_ms = 30000;
+  // TLS (ssl:// brokers), PEM files: the deployment CA and the hub's client certificate (CN
+  // instrumeter-hub, from `instrumeter-hub ca init`). Empty when not used.
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+};
+
+// [security]: where the deployment's certificate authority lives (for `ca` and `devices`).
+// Whether signatures are required is an ingest option (IngestOptions::require_signatures).
+struct SecurityOptions {
+  std::string ca_dir;
 };
 
 struct StoreOptions {
@@ -28,6 +39,7 @@ struct HubConfig {
   MqttOptions mqtt;
   StoreOptions store;
   IngestOptions ingest;
+  SecurityOptions security;
   std::string log_level = "info";  // trace, debug, info, warn, error
 };
 
