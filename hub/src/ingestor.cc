@@ -285,7 +285,7 @@ void Ingestor::HandleUp(const std::string& device_id, std::string_view payload,
                   "': dropped an envelope with an absurd time: " + plausible.message());
     return;
   }
-  std::optional<std::pair<uint64_t, std::string>> signature;
+  std::optional<v1::Signature> signature;
   if (!CheckSignature(device_id, env, &signature)) return;
 
   const auto known = devices_.find(device_id);
@@ -332,13 +332,13 @@ void Ingestor::HandleUp(const std::string& device_id, std::string_view payload,
     pending.events.emplace(seq, PendingEvent{event, env.event_bytes[i], received_unix_ms});
     ++pending_events_;
   }
-  if (signature.has_value()) pending.signatures[signature->first] = signature->second;
+  if (signature.has_value()) pending.signatures[signature->through_sequence()] = *signature;
   if (!conflicts.empty()) RaiseConflict(device_id, conflicts);
   if (!stored_duplicates.empty()) CheckStoredDuplicates(device_id, env, stored_duplicates);
 }
 
 bool Ingestor::CheckSignature(const std::string& device_id, const protocol::DecodedEnvelope& env,
-                              std::optional<std::pair<uint64_t, std::string>>* signature) {
+                              std::optional<v1::Signature>* signature) {
   const auto found = keys_.find(device_id);
   if (found == keys_.end()) {
     if (!SignaturesRequired()) return true;  // development mode: stored, never billable
@@ -378,7 +378,7 @@ bool Ingestor::CheckSignature(const std::string& device_id, const protocol::Deco
                   ": " + st.message());
     return false;
   }
-  signature->emplace(last, sig.chain_head());
+  *signature = sig;
   return true;
 }
 
@@ -574,7 +574,7 @@ Status Ingestor::PrepareDevice(const std::string& device_id, const PendingDevice
   for (const auto& [seq, d] : derivable) ApplyEvent(*d.event, &record.derivation, &changes);
   batch->intervals = changes.rows();
 
-  for (const auto& [seq, head] : pending.signatures) state.held[seq] = head;
+  for (const auto& [seq, signature] : pending.signatures) state.held[seq] = signature;
   INSTRUMETER_RETURN_IF_ERROR(
       CheckHeldSignatures(device_id, old_contiguous, old_link, new_links, &state, prepared));
 
@@ -597,18 +597,20 @@ Status Ingestor::CheckHeldSignatures(const std::string& device_id, uint64_t old_
                                      DeviceState* state, Prepared* prepared) {
   ChainState& chain = state->record.chain;
   const uint64_t contiguous = state->record.contiguous_seq;
-  std::map<uint64_t, std::string> waiting;
-  for (auto& [seq, head] : state->held) {
+  std::map<uint64_t, v1::Signature> waiting;
+  for (auto& [seq, signature] : state->held) {
     if (seq > contiguous) {
-      waiting.emplace(seq, std::move(head));
+      waiting.emplace(seq, std::move(signature));
       continue;
     }
+    const std::string& head = signature.chain_head();
     if (chain.broken_from != 0) {
       // Nothing is proven past a break, but the device's latest head is where a reset can
       // re-anchor its chain.
       if (seq > chain.head_seq) {
         chain.head_seq = seq;
         chain.head = head;
+        chain.signature = signature.SerializeAsString();
       }
       continue;
     }
@@ -628,6 +630,7 @@ Status Ingestor::CheckHeldSignatures(const std::string& device_id, uint64_t old_
     }
     chain.head_seq = seq;
     chain.head = head;
+    chain.signature = signature.SerializeAsString();
     if (link == head) {
       chain.signed_through = seq;
       ++prepared->signatures_verified;

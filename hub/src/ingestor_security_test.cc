@@ -191,6 +191,22 @@ TEST_F(IngestSecurityTest, SignaturesMakeEventsBillableUpToTheirSequence) {
   EXPECT_TRUE(IsBillable(b, iv));
   iv.end_seq = 13;
   EXPECT_FALSE(IsBillable(b, iv));
+
+  // A third party (a voucher agency) re-checks the record from what the hub stores, trusting
+  // only the device's public key: the events' exact bytes and the device's latest signature.
+  Result<std::vector<LoadedDevice>> devices = store_->LoadDevices();
+  ASSERT_TRUE(devices.ok());
+  ASSERT_EQ(devices->size(), 1u);
+  v1::Signature latest;
+  ASSERT_TRUE(latest.ParseFromString(devices->front().record.chain.signature));
+  EXPECT_EQ(latest.through_sequence(), 12u);
+  std::string link = protocol::ChainGenesis(kDevice);
+  for (const EventRow& row : *store_->ReadEvents(kDevice, 1, latest.through_sequence()))
+    link = protocol::ChainNext(link, row.body);
+  EXPECT_EQ(link, latest.chain_head());
+  Result<protocol::VerifyingKey> key = protocol::VerifyingKey::FromRaw(key_.public_key());
+  ASSERT_TRUE(key.ok());
+  EXPECT_TRUE(key->VerifyHead(kDevice, latest).ok());
 }
 
 TEST_F(IngestSecurityTest, ASignatureAheadOfAGapWaitsForTheGapToFill) {

@@ -96,6 +96,7 @@ ALTER TABLE devices ADD COLUMN signed_through INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE devices ADD COLUMN chain_broken_from INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE devices ADD COLUMN chain_head_seq INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE devices ADD COLUMN chain_head BLOB;
+ALTER TABLE devices ADD COLUMN chain_signature BLOB;
 ALTER TABLE devices ADD COLUMN chain_reset_unix_ms INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE events ADD COLUMN link BLOB;
 CREATE TABLE device_keys(
@@ -213,7 +214,7 @@ class SqliteStore : public Store {
                     "d.last_seen_unix_ms, d.agent_version, d.outbox_depth, d.counters_seq, "
                     "d.powered_ms, d.in_use_ms, d.chain_link, d.signed_through, "
                     "d.chain_broken_from, d.chain_head_seq, d.chain_head, d.chain_reset_unix_ms, "
-                    "i.id, ") +
+                    "d.chain_signature, i.id, ") +
         kIntervalColumns +
         " FROM devices d LEFT JOIN intervals i ON i.id = d.open_interval_id ORDER BY d.dev_key");
     if (!s.ok()) return s.status();
@@ -258,8 +259,9 @@ class SqliteStore : public Store {
       chain.head_seq = static_cast<uint64_t>(s->Int(25));
       chain.head = s->IsNull(26) ? std::string() : s->Blob(26);
       chain.reset_unix_ms = s->Int(27);
-      if (!s->IsNull(28)) {
-        Result<Interval> open = ReadInterval(*s, 29);
+      chain.signature = s->IsNull(28) ? std::string() : s->Blob(28);
+      if (!s->IsNull(29)) {
+        Result<Interval> open = ReadInterval(*s, 30);
         if (!open.ok()) return open.status().WithContext("device '" + r.device_id + "'");
         r.derivation.open_interval = *open;
       }
@@ -584,7 +586,7 @@ class SqliteStore : public Store {
          "last_seen_unix_ms = ?17, agent_version = ?18, outbox_depth = ?19, counters_seq = ?20, "
          "powered_ms = ?21, in_use_ms = ?22, chain_link = ?23, signed_through = ?24, "
          "chain_broken_from = ?25, chain_head_seq = ?26, chain_head = ?27, "
-         "chain_reset_unix_ms = ?28 WHERE dev_key = ?1"},
+         "chain_reset_unix_ms = ?28, chain_signature = ?29 WHERE dev_key = ?1"},
         {&insert_device_, "INSERT INTO devices(device_id) VALUES(?) RETURNING dev_key"},
         {&read_events_,
          "SELECT e.seq, e.kind, e.state, e.boot_id, e.monotonic_ms, e.wall_unix_ms, e.powered_ms, "
@@ -743,6 +745,11 @@ class SqliteStore : public Store {
       s.BindBlob(27, chain.head);
     }
     s.Bind(28, chain.reset_unix_ms);
+    if (chain.signature.empty()) {
+      s.BindNull(29);
+    } else {
+      s.BindBlob(29, chain.signature);
+    }
     return s.Run();
   }
 

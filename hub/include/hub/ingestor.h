@@ -151,8 +151,8 @@ class Ingestor {
   };
   struct PendingDevice {
     std::map<uint64_t, PendingEvent> events;  // new, not yet committed
-    // Verified on arrival, chain not yet compared: through_sequence -> chain_head.
-    std::map<uint64_t, std::string> signatures;
+    // Verified on arrival, chain not yet compared, by through_sequence.
+    std::map<uint64_t, v1::Signature> signatures;
     std::optional<int64_t> chain_reset_unix_ms;  // an operator's reset request to apply
     std::optional<bool> online;                  // from a DeviceStatus
     int64_t status_since_unix_ms = 0;
@@ -163,8 +163,8 @@ class Ingestor {
     DeviceRecord record;                 // as committed
     std::map<uint64_t, uint64_t> above;  // stored ranges above contiguous: first -> last
     std::optional<int64_t> last_resend_mono_ms;
-    // Verified signatures above contiguous: through_sequence -> chain_head (memory only).
-    std::map<uint64_t, std::string> held;
+    // Verified signatures above contiguous, by through_sequence (memory only).
+    std::map<uint64_t, v1::Signature> held;
   };
   // What a commit attempt would make of one device; adopted only after the commit, when its
   // counts and alarms are reported too.
@@ -200,9 +200,9 @@ class Ingestor {
                        Prepared* prepared, DeviceBatch* batch);
   // Checks what an envelope says about its device's enrolment and signature. Returns false (and
   // counts and logs why) when it must be refused whole; else `signature` gets its verified
-  // (through_sequence, chain_head), if it carries one.
+  // signature, if it carries one.
   bool CheckSignature(const std::string& device_id, const protocol::DecodedEnvelope& envelope,
-                      std::optional<std::pair<uint64_t, std::string>>* signature);
+                      std::optional<v1::Signature>* signature);
   // A signed envelope that follows a proven prefix must hash to the head it signs; refuses one
   // that does not (FailedPrecondition), before any of its events can be stored.
   Status CheckEnvelopeChain(const std::string& device_id, const protocol::DecodedEnvelope& env);

@@ -56,8 +56,12 @@ struct ChainState {
   // device signed another history than the hub stored. Open until an operator resets it.
   uint64_t broken_from = 0;
   // The device's latest verified signed head (S <= contiguous_seq): where a reset re-anchors.
+  // `signature` is the device's serialised v1::Signature over it: with the events' exact bytes
+  // from sequence 1 and the device's public key, anyone can re-check the record without trusting
+  // the hub. It matches the hub's chain while the chain is intact, and proves the break otherwise.
   uint64_t head_seq = 0;
   std::string head;
+  std::string signature;
   int64_t reset_unix_ms = 0;  // the operator's chain reset request last applied
   friend bool operator==(const ChainState&, const ChainState&) = default;
 };
