@@ -201,8 +201,9 @@ TEST_F(IngestSecurityTest, SignaturesMakeEventsBillableUpToTheirSequence) {
   ASSERT_TRUE(latest.ParseFromString(devices->front().record.chain.signature));
   EXPECT_EQ(latest.through_sequence(), 12u);
   std::string link = protocol::ChainGenesis(kDevice);
-  for (const EventRow& row : *store_->ReadEvents(kDevice, 1, latest.through_sequence()))
-    link = protocol::ChainNext(link, row.body);
+  Result<std::vector<EventRow>> rows = store_->ReadEvents(kDevice, 1, latest.through_sequence());
+  ASSERT_TRUE(rows.ok());
+  for (const EventRow& row : *rows) link = protocol::ChainNext(link, row.body);
   EXPECT_EQ(link, latest.chain_head());
   Result<protocol::VerifyingKey> key = protocol::VerifyingKey::FromRaw(key_.public_key());
   ASSERT_TRUE(key.ok());
