@@ -155,6 +155,7 @@ Status Ingestor::BackfillLinks() {
 Status Ingestor::ReloadKeys() {
   Result<std::vector<DeviceKey>> rows = store_->ListDeviceKeys();
   if (!rows.ok()) return rows.status();
+  const bool keys_loaded_before = keys_loaded_mono_ms_.has_value();
   std::unordered_map<std::string, KeyEntry> keys;
   for (const DeviceKey& row : *rows) {
     KeyEntry& entry = keys[row.device_id];
@@ -185,8 +186,15 @@ Status Ingestor::ReloadKeys() {
     if (pending_.empty()) batch_started_mono_ms_ = now;
     pending_[device_id].chain_reset_unix_ms = after->second.chain_reset_requested_unix_ms;
   }
+  const bool required_before = SignaturesRequired();
   keys_ = std::move(keys);
   keys_loaded_mono_ms_ = now;
+  if (SignaturesRequired() != required_before && keys_loaded_before)
+    spdlog::warn(SignaturesRequired()
+                     ? "ingest: a device is enrolled: from now on devices without an enrolled "
+                       "key are refused (development mode ends)"
+                     : "ingest: no device is enrolled any more: DEVELOPMENT MODE, devices without "
+                       "a key are accepted unsigned and never billable");
   return Status::Ok();
 }
 
