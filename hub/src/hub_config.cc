@@ -28,6 +28,9 @@ const Schema& RootSchema() {
       {.name = "ingest",
        .type = Type::kTable,
        .description = "Ingest limits and timing: [ingest]."},
+      {.name = "http",
+       .type = Type::kTable,
+       .description = "The live API, event stream, metrics, health check and dashboard: [http]."},
       {.name = "security",
        .type = Type::kTable,
        .description = "Signed telemetry and the certificate authority: [security]."},
@@ -168,6 +171,97 @@ const Schema& IngestSchema() {
   return kSchema;
 }
 
+const Schema& HttpSchema() {
+  static const Schema kSchema = {
+      {.name = "enabled",
+       .type = Type::kBoolean,
+       .default_value = true,
+       .description = "Serve the HTTP API, /metrics, /healthz and the dashboard."},
+      {.name = "listen",
+       .type = Type::kString,
+       .default_value = std::string("127.0.0.1:8080"),
+       .description = "host:port to listen on ([::1]:8080 for IPv6; port 0 picks a free one). "
+                      "Loopback by default. On any other address API tokens are required "
+                      "(require_tokens); use TLS (tls_cert_file) or a TLS reverse proxy."},
+      {.name = "require_tokens",
+       .type = Type::kBoolean,
+       .description = "Require a bearer token (`instrumeter-hub tokens add NAME`) for the API, "
+                      "the event stream and /metrics; /healthz and the dashboard's files stay "
+                      "public. Unset: required as soon as any token exists or `listen` is not a "
+                      "loopback address (docs/security.md)."},
+      {.name = "tls_cert_file",
+       .type = Type::kString,
+       .default_value = std::string(""),
+       .description = "Serve HTTPS (TLS 1.2 or newer) with this certificate chain (PEM). Empty: "
+                      "plain HTTP."},
+      {.name = "tls_key_file",
+       .type = Type::kString,
+       .default_value = std::string(""),
+       .description = "The private key of tls_cert_file (PEM). The hub refuses to start when group "
+                      "or others can read it."},
+      {.name = "web_root",
+       .type = Type::kString,
+       .default_value = std::string(""),
+       .description = "Folder of the dashboard's files (index.html, app.js, app.css). Empty: the "
+                      "build's default, the source tree's hub/web for a development build or "
+                      "/usr/share/instrumeter/web when installed (CMake INSTRUMETER_WEB_ROOT)."},
+      {.name = "read_timeout_ms",
+       .type = Type::kInteger,
+       .default_value = int64_t{10'000},
+       .description = "Time to receive one whole request; an idle keep-alive connection is "
+                      "closed after it too.",
+       .min = 100,
+       .max = 600'000},
+      {.name = "write_timeout_ms",
+       .type = Type::kInteger,
+       .default_value = int64_t{10'000},
+       .description = "Time to send one response or one stream message; a stream client that "
+                      "takes longer is dropped.",
+       .min = 100,
+       .max = 600'000},
+      {.name = "max_connections",
+       .type = Type::kInteger,
+       .default_value = int64_t{1024},
+       .description = "Open connections (stream clients included); further ones are closed "
+                      "at once.",
+       .min = 1,
+       .max = 100'000},
+      {.name = "max_stream_clients",
+       .type = Type::kInteger,
+       .default_value = int64_t{256},
+       .description = "Open /api/v1/stream connections; further ones get 503.",
+       .min = 1,
+       .max = 100'000},
+      {.name = "stream_queue_events",
+       .type = Type::kInteger,
+       .default_value = int64_t{1000},
+       .description = "Messages a stream client may fall behind before it is dropped (it "
+                      "reconnects and reloads; ingest never waits for it).",
+       .min = 1,
+       .max = 1'000'000},
+      {.name = "stream_heartbeat_ms",
+       .type = Type::kInteger,
+       .default_value = int64_t{15'000},
+       .description = "Interval of the keep-alive comment sent to stream clients.",
+       .min = 100,
+       .max = 600'000},
+      {.name = "max_body_bytes",
+       .type = Type::kInteger,
+       .default_value = int64_t{1 << 20},
+       .description = "Largest request body accepted (413 beyond).",
+       .min = 0,
+       .max = 64 << 20},
+      {.name = "registry_refresh_ms",
+       .type = Type::kInteger,
+       .default_value = int64_t{10'000},
+       .description = "How often the API re-reads the instrument registry, so that instruments "
+                      "added with `instrumeter-hub instruments add/import` appear.",
+       .min = 100,
+       .max = 3'600'000},
+  };
+  return kSchema;
+}
+
 Result<HubConfig> Build(const toml::table& table, const std::string& source) {
   Result<Section> root = Section::Make(table, RootSchema(), source);
   if (!root.ok()) return root.status();
@@ -219,6 +313,35 @@ Result<HubConfig> Build(const toml::table& table, const std::string& source) {
   in.limits.max_events = static_cast<size_t>(ingest->Integer("max_events_per_envelope"));
   in.accept_unregistered_devices = ingest->Boolean("accept_unregistered_devices");
 
+  const toml::table* http_table = root->Table("http");
+  Result<Section> http =
+      Section::Make(http_table != nullptr ? *http_table : empty, HttpSchema(), source + " [http]");
+  if (!http.ok()) return http.status();
+  HttpOptions& h = config.http;
+  h.enabled = http->Boolean("enabled");
+  h.server.listen = http->String("listen");
+  h.web_root = http->String("web_root");
+  h.server.read_timeout_ms = http->Integer("read_timeout_ms");
+  h.server.write_timeout_ms = http->Integer("write_timeout_ms");
+  h.server.max_connections = static_cast<size_t>(http->Integer("max_connections"));
+  h.server.max_stream_clients = static_cast<size_t>(http->Integer("max_stream_clients"));
+  h.server.stream_queue_events = static_cast<size_t>(http->Integer("stream_queue_events"));
+  h.server.stream_heartbeat_ms = http->Integer("stream_heartbeat_ms");
+  h.server.max_body_bytes = static_cast<size_t>(http->Integer("max_body_bytes"));
+  h.registry_refresh_ms = http->Integer("registry_refresh_ms");
+  if (http->Has("require_tokens")) h.require_tokens = http->Boolean("require_tokens");
+  h.server.tls_cert_file = http->String("tls_cert_file");
+  h.server.tls_key_file = http->String("tls_key_file");
+  if (h.server.tls_cert_file.empty() != h.server.tls_key_file.empty())
+    return http->Error(h.server.tls_cert_file.empty() ? "tls_cert_file" : "tls_key_file",
+                       "tls_cert_file and tls_key_file go together");
+  const size_t colon = h.server.listen.rfind(':');
+  if (colon == std::string::npos || colon + 1 == h.server.listen.size() ||
+      h.server.listen.find_first_not_of("0123456789", colon + 1) != std::string::npos ||
+      h.server.listen.size() - colon - 1 > 5 ||
+      std::stol(h.server.listen.substr(colon + 1)) > 65535)
+    return http->Error("listen", "expected host:port, e.g. 127.0.0.1:8080");
+
   const toml::table* security_table = root->Table("security");
   Result<Section> security = Section::Make(security_table != nullptr ? *security_table : empty,
                                            SecuritySchema(), source + " [security]");
@@ -258,13 +381,16 @@ std::string HubConfigReference() {
       "[store]\n"
       "path = \"/var/lib/instrumeter/hub.db\"\n\n"
       "[ingest]\n"
-      "accept_unregistered_devices = false\n"
+      "accept_unregistered_devices = false\n\n"
+      "[http]\n"
+      "listen = \"127.0.0.1:8080\"\n"
       "```\n\n"
       "## Top level\n\n";
   out += config::SchemaMarkdown(RootSchema());
   out += "\n## [mqtt]\n\n" + config::SchemaMarkdown(MqttSchema());
   out += "\n## [store]\n\n" + config::SchemaMarkdown(StoreSchema());
   out += "\n## [ingest]\n\n" + config::SchemaMarkdown(IngestSchema());
+  out += "\n## [http]\n\n" + config::SchemaMarkdown(HttpSchema());
   out += "\n## [security]\n\n" + config::SchemaMarkdown(SecuritySchema());
   return out;
 }

@@ -13,6 +13,7 @@
 #include "common/clock.h"
 #include "common/mqtt_link.h"
 #include "hub/ingestor.h"
+#include "hub/live_http.h"
 #include "hub/sqlite_store.h"
 #include "mqtt_downlink.h"
 #include "protocol/chain.h"
@@ -131,11 +132,13 @@ class HubLoop {
           ingestor_->OnMessage(event.topic, event.payload, clock_->WallUnixMs());
           break;
         case MqttLink::Event::Kind::kConnected:
+          metrics_->broker_connected = true;
           reconnect_.Reset();
           spdlog::info("hub: connected to {} as '{}'", config_.mqtt.broker, config_.mqtt.client_id);
           break;
         case MqttLink::Event::Kind::kConnectFailed:
         case MqttLink::Event::Kind::kConnectionLost:
+          metrics_->broker_connected = false;
           if (!reconnect_at_mono_ms_.has_value()) ScheduleReconnect(event.detail);
           break;
       }
@@ -204,13 +207,41 @@ Status RunHub(const HubConfig& config) {
 
   SystemClock clock;
   HubMetrics metrics;
+  LiveFeed feed;
   MqttDownlink downlink(link->get(), &clock);
   Result<std::unique_ptr<Ingestor>> ingestor =
-      Ingestor::Create(store->get(), &downlink, &clock, &metrics, config.ingest);
+      Ingestor::Create(store->get(), &downlink, &clock, &metrics, config.ingest,
+                       config.http.enabled ? &feed : nullptr);
   if (!ingestor.ok()) return ingestor.status();
   spdlog::info("hub: store {}, broker {}", config.store.path, config.mqtt.broker);
+
+  // The http thread starts once the ingest side is up; it reads through its own connection and
+  // hears of commits through the feed, never touching the ingest thread's objects.
+  std::unique_ptr<LiveHttp> http;
+  if (config.http.enabled) {
+    Ingestor* ingest = ingestor->get();
+    const HubMetrics* shared = &metrics;
+    Result<std::unique_ptr<LiveHttp>> started =
+        LiveHttp::Start(config.http, config.store, &metrics, &feed, [ingest, shared] {
+          return HealthReport{.broker_connected = shared->broker_connected,
+                              .ingest_healthy = ingest->healthy(),
+                              .ingest_error = ingest->last_error().message()};
+        });
+    if (started.ok()) {
+      http = std::move(*started);
+    } else if (started.status().code() == Status::Code::kUnavailable) {
+      // The port is taken. Hours matter more than the dashboard: ingest anyway, and let the
+      // monitor that finds /healthz unreachable raise the alarm.
+      spdlog::error("ALARM: the hub ingests without its HTTP API: {}", started.status().ToString());
+    } else {
+      return started.status().WithContext("[http]");
+    }
+  }
   HubLoop loop(config, link->get(), ingestor->get(), &clock, &metrics);
-  return loop.Run(&signals);
+  Status result = loop.Run(&signals);
+  // After the final commit, so that stream clients heard of it.
+  http.reset();
+  return result;
 }
 
 }  // namespace instrumeter::hub

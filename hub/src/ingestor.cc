@@ -76,12 +76,13 @@ uint64_t CrashAfterCommitFromEnv() {
 }  // namespace
 
 Ingestor::Ingestor(Store* store, Downlink* downlink, const Clock* clock, HubMetrics* metrics,
-                   const IngestOptions& options)
+                   const IngestOptions& options, CommitObserver* observer)
     : store_(store),
       downlink_(downlink),
       clock_(clock),
       metrics_(metrics),
       options_(options),
+      observer_(observer),
       log_(std::make_unique<RateLimitedLog>(clock)),
       retry_backoff_(options.commit_retry_min_ms, options.commit_retry_max_ms) {
 #ifdef INSTRUMETER_FAULT_HOOKS
@@ -93,8 +94,10 @@ Ingestor::~Ingestor() = default;
 
 Result<std::unique_ptr<Ingestor>> Ingestor::Create(Store* store, Downlink* downlink,
                                                    const Clock* clock, HubMetrics* metrics,
-                                                   const IngestOptions& options) {
-  std::unique_ptr<Ingestor> ingestor(new Ingestor(store, downlink, clock, metrics, options));
+                                                   const IngestOptions& options,
+                                                   CommitObserver* observer) {
+  std::unique_ptr<Ingestor> ingestor(
+      new Ingestor(store, downlink, clock, metrics, options, observer));
   Result<std::vector<LoadedDevice>> devices = store->LoadDevices();
   if (!devices.ok()) return devices.status().WithContext("loading device cursors");
   for (LoadedDevice& loaded : *devices) {
@@ -300,6 +303,7 @@ void Ingestor::HandleUp(const std::string& device_id, std::string_view payload,
   const DeviceState* state = known == devices_.end() ? nullptr : &known->second;
   if (pending_.empty()) batch_started_mono_ms_ = clock_->MonotonicMs();
   PendingDevice& pending = pending_[device_id];
+  if (!pending.ack_owed) pending.first_envelope_mono_ms = clock_->MonotonicMs();
   pending.ack_owed = true;
   pending.last_seen_unix_ms = std::max(pending.last_seen_unix_ms, received_unix_ms);
 
@@ -514,6 +518,7 @@ Status Ingestor::PrepareDevice(const std::string& device_id, const PendingDevice
                                Prepared* prepared, DeviceBatch* batch) {
   prepared->device_id = device_id;
   prepared->ack_owed = pending.ack_owed;
+  prepared->first_envelope_mono_ms = pending.first_envelope_mono_ms;
   if (auto it = devices_.find(device_id); it != devices_.end()) {
     prepared->state = it->second;
   } else {
@@ -596,6 +601,13 @@ Status Ingestor::PrepareDevice(const std::string& device_id, const PendingDevice
   record.live.last_seen_unix_ms =
       std::max(record.live.last_seen_unix_ms, pending.last_seen_unix_ms);
   batch->record = record;
+  if (observer_ != nullptr) {
+    for (auto it = pending.events.rbegin(); it != pending.events.rend(); ++it) {
+      if (!it->second.event.has_heartbeat()) continue;
+      prepared->health = HealthOf(it->second.event);
+      break;
+    }
+  }
   return Status::Ok();
 }
 
@@ -727,6 +739,7 @@ Status Ingestor::Commit() {
                                   std::chrono::steady_clock::now() - started)
                                   .count());
     metrics_->commit_latency_us_last = latency_us;
+    metrics_->commit_latency.ObserveMicros(latency_us);
     metrics_->commit_latency_us_total += latency_us;
     if (latency_us > metrics_->commit_latency_us_max) metrics_->commit_latency_us_max = latency_us;
   }
@@ -769,7 +782,25 @@ Status Ingestor::Commit() {
     devices_[p.device_id] = std::move(p.state);
   }
   SendDownlinks(prepared);
+  if (observer_ != nullptr) NotifyObserver(&prepared, batch);
   return Status::Ok();
+}
+
+void Ingestor::NotifyObserver(std::vector<Prepared>* prepared, const Batch& batch) {
+  std::vector<LiveChange> changes;
+  changes.reserve(prepared->size());
+  // batch.devices[i] is the row prepared[i] made.
+  for (size_t i = 0; i < prepared->size(); ++i) {
+    Prepared& p = (*prepared)[i];
+    const DeviceRecord& record = batch.devices[i].record;
+    changes.push_back({.device_id = std::move(p.device_id),
+                       .contiguous_seq = record.contiguous_seq,
+                       .events_stored = record.events_stored,
+                       .live = record.live,
+                       .intervals = batch.devices[i].intervals,
+                       .health = std::move(p.health)});
+  }
+  observer_->OnCommitted(std::move(changes));
 }
 
 void Ingestor::SendDownlinks(const std::vector<Prepared>& prepared) {
@@ -783,6 +814,8 @@ void Ingestor::SendDownlinks(const std::vector<Prepared>& prepared) {
       Status st = downlink_->SendAck(p.device_id, contiguous);
       if (st.ok()) {
         ++metrics_->acks_sent;
+        metrics_->ack_latency.ObserveMicros(
+            static_cast<uint64_t>(std::max<int64_t>(0, now - p.first_envelope_mono_ms)) * 1000);
       } else {
         ++metrics_->downlink_failures;
         log_->Log(spdlog::level::warn, "downlink",

@@ -82,9 +82,16 @@ class FailingStore : public Store {
   Status RequestChainReset(const std::string& id, int64_t now) override {
     return inner_->RequestChainReset(id, now);
   }
-  Result<std::vector<Billability>> ReadBillability() override {
-    return inner_->ReadBillability();
+  Result<std::vector<Billability>> ReadBillability() override { return inner_->ReadBillability(); }
+  Status AddApiToken(const ApiToken& token) override { return inner_->AddApiToken(token); }
+  Result<std::vector<ApiToken>> ListApiTokens() override { return inner_->ListApiTokens(); }
+  Status RevokeApiToken(const std::string& name, int64_t now) override {
+    return inner_->RevokeApiToken(name, now);
   }
+  Result<std::optional<std::string>> FindApiToken(const std::string& sha256) override {
+    return inner_->FindApiToken(sha256);
+  }
+  Result<bool> HasApiTokens() override { return inner_->HasApiTokens(); }
 
  private:
   Store* inner_;

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "api_auth.h"
 #include "common/clock.h"
 #include "hub/hub_config.h"
 #include "hub/sqlite_store.h"
@@ -329,6 +330,54 @@ std::optional<Failure> List(const SecurityArgs& args, std::ostream& out) {
   return std::nullopt;
 }
 
+std::optional<Failure> TokenAdd(const SecurityArgs& args, std::ostream& out) {
+  if (args.token_name.empty() || args.token_name.size() > 64 ||
+      args.token_name.find_first_of(" \t\r\n") != std::string::npos)
+    return Failure{kExitUsage,
+                   Status::InvalidArgument("NAME must be one word of at most 64 characters")};
+  Failure failure{};
+  Result<Context> context = Open(args, &failure);
+  if (!context.ok()) return failure;
+  Result<std::string> token = NewApiToken();
+  if (!token.ok()) return Failure{kExitRuntime, token.status()};
+  SystemClock clock;
+  Status st = context->store->AddApiToken({.name = args.token_name,
+                                           .sha256 = ApiTokenHash(*token),
+                                           .created_unix_ms = clock.WallUnixMs()});
+  if (!st.ok())
+    return Failure{st.code() == Status::Code::kAlreadyExists ? kExitUsage : kExitRuntime, st};
+  // The token on stdout alone, so that a script can capture it; it is shown only this once.
+  out << *token << "\n";
+  return std::nullopt;
+}
+
+std::optional<Failure> TokenList(const SecurityArgs& args, std::ostream& out) {
+  Failure failure{};
+  Result<Context> context = Open(args, &failure);
+  if (!context.ok()) return failure;
+  Result<std::vector<ApiToken>> tokens = context->store->ListApiTokens();
+  if (!tokens.ok()) return Failure{kExitRuntime, tokens.status()};
+  TextTable t;
+  t.headers = {"name", "created", "revoked"};
+  for (const ApiToken& token : *tokens)
+    t.rows.push_back({token.name, FormatUtc(token.created_unix_ms),
+                      token.revoked_unix_ms ? FormatUtc(*token.revoked_unix_ms) : "-"});
+  out << RenderTable(t);
+  return std::nullopt;
+}
+
+std::optional<Failure> TokenRevoke(const SecurityArgs& args, std::ostream& out) {
+  Failure failure{};
+  Result<Context> context = Open(args, &failure);
+  if (!context.ok()) return failure;
+  SystemClock clock;
+  Status st = context->store->RevokeApiToken(args.token_name, clock.WallUnixMs());
+  if (!st.ok())
+    return Failure{st.code() == Status::Code::kNotFound ? kExitUsage : kExitRuntime, st};
+  out << "revoked token " << args.token_name << ": refused from the next request on\n";
+  return std::nullopt;
+}
+
 void AddConfig(CLI::App* app, SecurityArgs* args) {
   app->add_option("--config", args->config_path, "the hub's TOML configuration file");
 }
@@ -387,6 +436,18 @@ SecurityCommands AddSecurityCommands(CLI::App* app, SecurityArgs* args) {
   c.list->add_option("--format", args->format, "table|json (default table)")
       ->check(CLI::IsMember({"table", "json"}));
   AddConfig(c.list, args);
+
+  CLI::App* tokens = app->add_subcommand(
+      "tokens", "Bearer tokens of the HTTP API (only their SHA-256 is stored).");
+  tokens->require_subcommand(1);
+  c.token_add = tokens->add_subcommand("add", "Make a token and print it, once, on stdout.");
+  c.token_add->add_option("NAME", args->token_name, "who or what uses it (one word)")->required();
+  AddConfig(c.token_add, args);
+  c.token_list = tokens->add_subcommand("list", "Token names, when made and revoked.");
+  AddConfig(c.token_list, args);
+  c.token_revoke = tokens->add_subcommand("revoke", "Refuse a token from now on.");
+  c.token_revoke->add_option("NAME", args->token_name, "the token's name")->required();
+  AddConfig(c.token_revoke, args);
   return c;
 }
 
@@ -405,6 +466,12 @@ std::optional<int> RunSecurityCommand(const SecurityCommands& c, const SecurityA
     failure = ChainReset(args, out);
   } else if (c.list->parsed()) {
     failure = List(args, out);
+  } else if (c.token_add->parsed()) {
+    failure = TokenAdd(args, out);
+  } else if (c.token_list->parsed()) {
+    failure = TokenList(args, out);
+  } else if (c.token_revoke->parsed()) {
+    failure = TokenRevoke(args, out);
   } else {
     return std::nullopt;
   }

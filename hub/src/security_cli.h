@@ -7,6 +7,8 @@
 //   devices revoke ID                          refuse its telemetry and its TLS certificate
 //   devices list [--format table|json]
 //   devices chain-reset ID                     re-anchor a broken chain (after investigating)
+//   tokens add NAME                            a bearer token for the HTTP API, printed once
+//   tokens list | tokens revoke NAME
 //
 // Exit codes as the rest of the CLI: 0 success, 1 runtime error, 2 usage or configuration error.
 #pragma once
@@ -30,6 +32,7 @@ struct SecurityArgs {
   std::string install_dir;
   std::string state_dir = "/var/lib/instrumeter-agent";
   std::string format = "table";
+  std::string token_name;
 };
 
 // The subcommands, to tell which one CLI11 parsed.
@@ -40,9 +43,13 @@ struct SecurityCommands {
   CLI::App* revoke = nullptr;
   CLI::App* list = nullptr;
   CLI::App* chain_reset = nullptr;
+  CLI::App* token_add = nullptr;
+  CLI::App* token_list = nullptr;
+  CLI::App* token_revoke = nullptr;
 };
 
-// Adds `ca` and `devices` to `app`; their options fill `*args`, which must outlive the parse.
+// Adds `ca`, `devices` and `tokens` to `app`; their options fill `*args`, which must outlive the
+// parse.
 SecurityCommands AddSecurityCommands(CLI::App* app, SecurityArgs* args);
 
 // Runs the one that was parsed and returns its exit code; nullopt when none of them was.

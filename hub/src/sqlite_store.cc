@@ -119,6 +119,13 @@ CREATE TABLE unproven_ranges(
   resolved_unix_ms INTEGER NOT NULL,
   PRIMARY KEY(dev_key, from_seq)
 );
+-- Bearer tokens of the HTTP API: only the SHA-256 of each token is kept.
+CREATE TABLE api_tokens(
+  name TEXT PRIMARY KEY,
+  sha256 BLOB NOT NULL UNIQUE,
+  created_unix_ms INTEGER NOT NULL,
+  revoked_unix_ms INTEGER
+);
 )sql",
 };
 
@@ -519,6 +526,59 @@ class SqliteStore : public Store {
           {static_cast<uint64_t>(ranges->Int(1)), static_cast<uint64_t>(ranges->Int(2))});
     }
     return out;
+  }
+
+  Status AddApiToken(const ApiToken& token) override {
+    Result<SqliteStatement> s =
+        db_->Prepare("INSERT INTO api_tokens(name, sha256, created_unix_ms) VALUES(?, ?, ?)");
+    if (!s.ok()) return s.status();
+    Status st =
+        s->Bind(1, token.name).BindBlob(2, token.sha256).Bind(3, token.created_unix_ms).Run();
+    if (st.code() == Status::Code::kAlreadyExists)
+      return Status::AlreadyExists("a token named '" + token.name + "' exists already");
+    return st;
+  }
+
+  Result<std::vector<ApiToken>> ListApiTokens() override {
+    Result<SqliteStatement> s = db_->Prepare(
+        "SELECT name, sha256, created_unix_ms, revoked_unix_ms FROM api_tokens ORDER BY name");
+    if (!s.ok()) return s.status();
+    std::vector<ApiToken> out;
+    while (true) {
+      Result<bool> row = s->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      ApiToken t{s->Text(0), s->Blob(1), s->Int(2), std::nullopt};
+      if (!s->IsNull(3)) t.revoked_unix_ms = s->Int(3);
+      out.push_back(std::move(t));
+    }
+    return out;
+  }
+
+  Status RevokeApiToken(const std::string& name, int64_t now_unix_ms) override {
+    Result<SqliteStatement> s = db_->Prepare(
+        "UPDATE api_tokens SET revoked_unix_ms = ? WHERE name = ? AND revoked_unix_ms IS NULL");
+    if (!s.ok()) return s.status();
+    INSTRUMETER_RETURN_IF_ERROR(s->Bind(1, now_unix_ms).Bind(2, name).Run());
+    if (db_->Changes() == 0) return Status::NotFound("no active token named '" + name + "'");
+    return Status::Ok();
+  }
+
+  Result<std::optional<std::string>> FindApiToken(const std::string& sha256) override {
+    Result<SqliteStatement> s =
+        db_->Prepare("SELECT name FROM api_tokens WHERE sha256 = ? AND revoked_unix_ms IS NULL");
+    if (!s.ok()) return s.status();
+    s->BindBlob(1, sha256);
+    Result<bool> row = s->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return std::optional<std::string>();
+    return std::optional<std::string>(s->Text(0));
+  }
+
+  Result<bool> HasApiTokens() override {
+    Result<SqliteStatement> s = db_->Prepare("SELECT 1 FROM api_tokens LIMIT 1");
+    if (!s.ok()) return s.status();
+    return s->Step();
   }
 
  private:

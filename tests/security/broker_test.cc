@@ -127,14 +127,19 @@ class SecureStackTest : public ::testing::Test {
  protected:
   void SetUp() override {
     port_ = FreeLoopbackPort();
+    http_port_ = FreeLoopbackPort();
     url_ = "ssl://127.0.0.1:" + std::to_string(port_);
-    WriteFile(hub_toml_, "[mqtt]\nbroker = \"" + url_ + "\"\nca_file = \"" + Ca("ca.crt") +
-                             "\"\ncert_file = \"" + Ca("hub.crt") + "\"\nkey_file = \"" +
-                             Ca("hub.key") +
-                             "\"\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\n"
-                             "[store]\npath = \"" +
-                             dir_.File("hub.db") + "\"\n[security]\nca_dir = \"" + Ca("") +
-                             "\"\nkey_reload_ms = 200\n");
+    WriteFile(hub_toml_,
+              "[mqtt]\nbroker = \"" + url_ + "\"\nca_file = \"" + Ca("ca.crt") +
+                  "\"\ncert_file = \"" + Ca("hub.crt") + "\"\nkey_file = \"" + Ca("hub.key") +
+                  "\"\nreconnect_min_ms = 100\nreconnect_max_ms = 1000\n"
+                  "[store]\npath = \"" +
+                  dir_.File("hub.db") + "\"\n[security]\nca_dir = \"" + Ca("") +
+                  "\"\nkey_reload_ms = 200\n"
+                  // HTTPS with the broker's certificate: it names 127.0.0.1 too.
+                  "[http]\nlisten = \"127.0.0.1:" +
+                  std::to_string(http_port_) + "\"\ntls_cert_file = \"" + Ca("broker.crt") +
+                  "\"\ntls_key_file = \"" + Ca("broker.key") + "\"\n");
     ASSERT_EQ(Hub({"ca", "init", "--broker-host", "127.0.0.1", "--config", hub_toml_}), 0) << out_;
     for (const char* id : {"dev-a", "dev-b"}) {
       ASSERT_EQ(
@@ -242,6 +247,7 @@ class SecureStackTest : public ::testing::Test {
 
   TempDir dir_;
   int port_ = 0;
+  int http_port_ = 0;
   std::string url_;
   std::string hub_toml_ = dir_.File("hub.toml");
   std::string broker_conf_ = dir_.File("mosquitto.conf");
@@ -464,6 +470,44 @@ TEST_F(SecureStackTest, ARevokedDeviceCanNoLongerConnect) {
   Client after_restart(url_, "dev-a", DeviceTls("dev-a"));
   EXPECT_FALSE(after_restart.Connected());
   EXPECT_THAT(ReadFile(dir_.File("mosquitto.log")), HasSubstr("certificate verify failed"));
+}
+
+// The hub's HTTP API over TLS, with a token from the CLI: 401 without one or with a wrong one.
+TEST_F(SecureStackTest, TheHttpApiWantsABearerTokenOverTls) {
+  ASSERT_EQ(Hub({"tokens", "add", "ops", "--config", hub_toml_}), 0) << out_;
+  std::string token = out_.substr(0, out_.find('\n'));
+  ASSERT_EQ(token.rfind("imt_", 0), 0u) << out_;
+  StartHub();
+  const std::string base = "https://127.0.0.1:" + std::to_string(http_port_);
+  const auto curl = [&](const std::vector<std::string>& args, std::string* body) {
+    std::vector<std::string> argv = {
+        "/usr/bin/curl", "--silent",   "--max-time",  "5",
+        "--cacert",      Ca("ca.crt"), "--write-out", "\n%{http_code}"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::string out;
+    RunCommand(argv, &out);
+    const size_t nl = out.rfind('\n');
+    *body = nl == std::string::npos ? "" : out.substr(0, nl);
+    return nl == std::string::npos ? 0 : std::atoi(out.c_str() + nl + 1);
+  };
+  std::string body;
+  ASSERT_TRUE(WaitFor([&] { return curl({base + "/healthz"}, &body) == 200; }, kWait))
+      << body << ReadFile(hub_log_);
+  EXPECT_EQ(curl({base + "/api/v1/instruments"}, &body), 401);
+  EXPECT_THAT(body, HasSubstr("\"status\":401"));
+  EXPECT_EQ(curl({"-H", "Authorization: Bearer imt_wrong", base + "/api/v1/instruments"}, &body),
+            401);
+  EXPECT_EQ(curl({base + "/metrics"}, &body), 401);
+  EXPECT_EQ(curl({"-H", "Authorization: Bearer " + token, base + "/api/v1/instruments"}, &body),
+            200);
+  EXPECT_THAT(body, HasSubstr("dev-a"));
+  EXPECT_EQ(curl({"-H", "Authorization: Bearer " + token, base + "/metrics"}, &body), 200);
+  EXPECT_THAT(body, HasSubstr("instrumeter_hub_events_rejected_total{reason=\"bad_signature\"}"));
+  ASSERT_EQ(Hub({"tokens", "revoke", "ops", "--config", hub_toml_}), 0) << out_;
+  EXPECT_EQ(curl({"-H", "Authorization: Bearer " + token, base + "/api/v1/instruments"}, &body),
+            401);
+  EXPECT_NE(curl({"http://127.0.0.1:" + std::to_string(http_port_) + "/healthz"}, &body), 200)
+      << "no plain HTTP";
 }
 
 }  // namespace

@@ -4,9 +4,11 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "common/status.h"
+#include "hub/http_server.h"
 #include "hub/ingestor.h"
 
 namespace instrumeter::hub {
@@ -35,10 +37,24 @@ struct StoreOptions {
   int busy_timeout_ms = 5000;
 };
 
+// The live API, stream, metrics, health and dashboard ([http]).
+struct HttpOptions {
+  bool enabled = true;
+  HttpServerOptions server;
+  // Dashboard files; empty: the build's default (the source tree's hub/web for a development
+  // build, /usr/share/instrumeter/web for an installed one).
+  std::string web_root;
+  int64_t registry_refresh_ms = 10'000;
+  // Bearer tokens (src/api_auth.h). nullopt: required once any token exists or the listener is
+  // not on loopback.
+  std::optional<bool> require_tokens;
+};
+
 struct HubConfig {
   MqttOptions mqtt;
   StoreOptions store;
   IngestOptions ingest;
+  HttpOptions http;
   SecurityOptions security;
   std::string log_level = "info";  // trace, debug, info, warn, error
 };

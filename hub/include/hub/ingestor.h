@@ -22,6 +22,8 @@
 #include "common/backoff.h"
 #include "common/clock.h"
 #include "common/status.h"
+#include "hub/commit_observer.h"
+#include "hub/latency_histogram.h"
 #include "hub/store.h"
 #include "protocol/chain.h"
 #include "protocol/codec.h"
@@ -68,7 +70,7 @@ class Downlink {
                             uint64_t to_sequence) = 0;
 };
 
-// Counters of what the ingest core did; read from any thread (a future /metrics).
+// Counters of what the ingest core did; read from any thread (GET /metrics).
 struct HubMetrics {
   struct Rejected {
     std::atomic<uint64_t> malformed{0};       // undecodable envelope/status, bad topic
@@ -107,15 +109,23 @@ struct HubMetrics {
   std::atomic<uint64_t> commit_latency_us_last{0};
   std::atomic<uint64_t> commit_latency_us_max{0};
   std::atomic<uint64_t> commit_latency_us_total{0};
+  LatencyHistogram commit_latency;  // CommitBatch, per committed batch
+  // From the ingest of an envelope to its device's ack being handed to the downlink: the batch
+  // delay plus the commit. Observed once per ack, for the oldest envelope it answers.
+  LatencyHistogram ack_latency;
+  // Set by the MQTT bridge: the hub holds a broker connection now.
+  std::atomic<bool> broker_connected{false};
 };
 
 class Ingestor {
  public:
-  // Loads every device's cursor and state from `store`. The store, downlink, clock and metrics
-  // are borrowed and must outlive the Ingestor.
+  // Loads every device's cursor and state from `store`. The store, downlink, clock, metrics and
+  // observer are borrowed and must outlive the Ingestor. `observer` (optional) hears of every
+  // successful commit, after its acks.
   static Result<std::unique_ptr<Ingestor>> Create(Store* store, Downlink* downlink,
                                                   const Clock* clock, HubMetrics* metrics,
-                                                  const IngestOptions& options);
+                                                  const IngestOptions& options,
+                                                  CommitObserver* observer = nullptr);
   ~Ingestor();
   Ingestor(const Ingestor&) = delete;
   Ingestor& operator=(const Ingestor&) = delete;
@@ -156,7 +166,8 @@ class Ingestor {
     std::optional<int64_t> chain_reset_unix_ms;  // an operator's reset request to apply
     std::optional<bool> online;                  // from a DeviceStatus
     int64_t status_since_unix_ms = 0;
-    bool ack_owed = false;  // an envelope arrived: answer with the contiguous sequence
+    bool ack_owed = false;               // an envelope arrived: answer with the contiguous sequence
+    int64_t first_envelope_mono_ms = 0;  // when the oldest envelope owed an ack was ingested
     int64_t last_seen_unix_ms = 0;
   };
   struct DeviceState {
@@ -177,6 +188,8 @@ class Ingestor {
     uint64_t chains_broken = 0;
     std::vector<std::string> alarms;  // logged at error level, never rate-limited
     std::vector<std::string> notes;   // logged at info level
+    int64_t first_envelope_mono_ms = 0;
+    std::optional<AgentHealth> health;  // newest heartbeat among the new events (observer only)
   };
   // A device's enrolment as the store last said.
   struct KeyEntry {
@@ -185,7 +198,7 @@ class Ingestor {
     int64_t chain_reset_requested_unix_ms = 0;
   };
   Ingestor(Store* store, Downlink* downlink, const Clock* clock, HubMetrics* metrics,
-           const IngestOptions& options);
+           const IngestOptions& options, CommitObserver* observer);
 
   void HandleUp(const std::string& device_id, std::string_view payload, int64_t received_unix_ms);
   void HandleStatus(const std::string& device_id, std::string_view payload,
@@ -221,6 +234,7 @@ class Ingestor {
   Status BackfillLinks();
   Status Commit();
   void SendDownlinks(const std::vector<Prepared>& prepared);
+  void NotifyObserver(std::vector<Prepared>* prepared, const Batch& batch);
   bool HasStored(const DeviceState& state, uint64_t seq) const;
 
   Store* store_;
@@ -228,6 +242,7 @@ class Ingestor {
   const Clock* clock_;
   HubMetrics* metrics_;
   IngestOptions options_;
+  CommitObserver* observer_;
   std::unique_ptr<RateLimitedLog> log_;
 
   std::unordered_map<std::string, DeviceState> devices_;

@@ -171,6 +171,15 @@ struct Billability {
 // The billing rule above.
 bool IsBillable(const Billability& billability, const Interval& interval);
 
+// A bearer token of the HTTP API (`instrumeter-hub tokens add`): the token itself is shown once
+// and never stored, only its SHA-256.
+struct ApiToken {
+  std::string name;
+  std::string sha256;  // 32 raw bytes
+  int64_t created_unix_ms = 0;
+  std::optional<int64_t> revoked_unix_ms;
+};
+
 // One ingest batch: committed as one transaction or not at all.
 struct Batch {
   std::vector<DeviceBatch> devices;
@@ -224,6 +233,15 @@ class Store {
   virtual Status RequestChainReset(const std::string& device_id, int64_t now_unix_ms) = 0;
   // One row per device that sent telemetry, by device id.
   virtual Result<std::vector<Billability>> ReadBillability() = 0;
+  // API tokens. AlreadyExists for a name in use (revoked ones included).
+  virtual Status AddApiToken(const ApiToken& token) = 0;
+  virtual Result<std::vector<ApiToken>> ListApiTokens() = 0;  // by name
+  // NotFound when no active token has that name.
+  virtual Status RevokeApiToken(const std::string& name, int64_t now_unix_ms) = 0;
+  // The name of the active token with this SHA-256, if any.
+  virtual Result<std::optional<std::string>> FindApiToken(const std::string& sha256) = 0;
+  // Whether any token (active or revoked) was ever added.
+  virtual Result<bool> HasApiTokens() = 0;
 };
 
 }  // namespace instrumeter::hub
