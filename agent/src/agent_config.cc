@@ -61,6 +61,10 @@ const Schema& TopSchema() {
       {.name = "evidence",
        .type = Type::kTable,
        .description = "Which adapters speak about power and about use: see [evidence]."},
+      {.name = "security",
+       .type = Type::kTable,
+       .description = "Signed telemetry: see [security]. Without it the agent runs in "
+                      "development mode and sends unsigned envelopes."},
       {.name = "adapter",
        .type = Type::kTableArray,
        .description = "One [[adapter]] section per source of evidence: see [[adapter]].",
@@ -125,6 +129,31 @@ const Schema& MqttSchema() {
        .description = "On SIGTERM, how long to wait for the hub to acknowledge what is left.",
        .min = 0,
        .max = 600'000},
+      {.name = "ca_file",
+       .type = Type::kString,
+       .description = "ssl:// brokers: the CA certificate (PEM) that signed the broker's "
+                      "certificate. Required for ssl://, refused for tcp://. The broker's "
+                      "certificate and host name are always verified; TLS 1.2 or newer."},
+      {.name = "cert_file",
+       .type = Type::kString,
+       .description = "ssl:// brokers: this device's client certificate (PEM), CN = device_id."},
+      {.name = "key_file",
+       .type = Type::kString,
+       .description = "ssl:// brokers: the client certificate's private key (PEM). The agent "
+                      "refuses to start when group or others can read it."},
+  };
+  return kSchema;
+}
+
+const Schema& SecuritySchema() {
+  static const Schema kSchema = {
+      {.name = "signing_key_file",
+       .type = Type::kString,
+       .description = "The device's Ed25519 signing key (PEM, from `instrumeter-hub devices "
+                      "enroll`). The agent chains every event and signs the chain head with it "
+                      "(protocol/README.md, \"Signing\"); it refuses to start when the file is "
+                      "missing or group or others can read it.",
+       .required = true},
   };
   return kSchema;
 }
@@ -290,6 +319,7 @@ Result<AgentConfig> FromDocument(toml::table parsed, const std::string& path,
   cfg.mqtt.broker = mqtt->String("broker");
   static constexpr const char* kSchemes[] = {"tcp://", "ssl://",  "ws://",
                                              "wss://", "mqtt://", "mqtts://"};
+  static constexpr const char* kTlsSchemes[] = {"ssl://", "wss://", "mqtts://"};
   if (std::none_of(std::begin(kSchemes), std::end(kSchemes), [&](const char* scheme) {
         return cfg.mqtt.broker.rfind(scheme, 0) == 0 && cfg.mqtt.broker.size() > strlen(scheme);
       }))
@@ -307,6 +337,30 @@ Result<AgentConfig> FromDocument(toml::table parsed, const std::string& path,
   cfg.mqtt.max_envelopes_in_flight = mqtt->Integer("max_envelopes_in_flight");
   cfg.mqtt.ack_timeout_ms = mqtt->Integer("ack_timeout_ms");
   cfg.mqtt.shutdown_flush_ms = mqtt->Integer("shutdown_flush_ms");
+  cfg.mqtt.ca_file = mqtt->String("ca_file");
+  cfg.mqtt.cert_file = mqtt->String("cert_file");
+  cfg.mqtt.key_file = mqtt->String("key_file");
+  const bool tls_url =
+      std::any_of(std::begin(kTlsSchemes), std::end(kTlsSchemes),
+                  [&](const char* scheme) { return cfg.mqtt.broker.rfind(scheme, 0) == 0; });
+  if (tls_url && cfg.mqtt.ca_file.empty())
+    return mqtt->Error("broker", "a TLS broker URL needs ca_file to verify the broker");
+  if (!tls_url) {
+    for (const char* key : {"ca_file", "cert_file", "key_file"})
+      if (mqtt->Has(key))
+        return mqtt->Error(
+            key, "TLS files need an ssl:// broker; '" + cfg.mqtt.broker + "' would not encrypt");
+  }
+  if (cfg.mqtt.cert_file.empty() != cfg.mqtt.key_file.empty())
+    return mqtt->Error(cfg.mqtt.cert_file.empty() ? "cert_file" : "key_file",
+                       "cert_file and key_file go together");
+  if (const toml::table* table = top->Table("security")) {
+    auto security = config::Section::Make(*table, SecuritySchema(), "[security]");
+    if (!security.ok()) return Located(security.status(), config::Location(*table), path);
+    cfg.security = SecurityOptions{security->String("signing_key_file")};
+    if (cfg.security->signing_key_file.empty())
+      return security->Error("signing_key_file", "must not be empty");
+  }
 
   const std::vector<const toml::table*> adapter_tables = top->TableArray("adapter");
   if (adapter_tables.empty()) return top->Error("adapter", "needs at least one [[adapter]]");
@@ -384,6 +438,12 @@ std::string ConfigReferenceMarkdown(const std::vector<adapters::AdapterType>& re
       << config::SchemaMarkdown(TopSchema()) << "\n"
       << "## [mqtt]\n\n"
       << config::SchemaMarkdown(MqttSchema()) << "\n"
+      << "## [security]\n\n"
+      << "Signed telemetry. With this section the agent chains every event and signs the chain "
+         "head with the device's Ed25519 key; without it the agent runs in development mode and "
+         "sends unsigned envelopes, which a hub that requires signatures refuses. "
+         "`instrumeter-hub devices enroll` writes the key and a complete configuration.\n\n"
+      << config::SchemaMarkdown(SecuritySchema()) << "\n"
       << "## [evidence]\n\n"
       << "How the adapters' opinions combine, each poll: any power source saying FAULT gives "
          "FAULT; else if every power source fails to read, UNKNOWN; else if none says IDLE or "

@@ -10,6 +10,7 @@
 #include "checkpoint.h"
 #include "combiner.h"
 #include "control_socket.h"
+#include "credentials.h"
 #include "daemon.h"
 #include "outbox.h"
 #include "recorder.h"
@@ -182,7 +183,13 @@ const char* Version() { return AgentVersion(); }
 int RunCommand(const std::string& config_path) {
   auto config = Load(config_path, std::cerr);
   if (!config.ok()) return kExitUsage;
-  return RunDaemon(*config, MakeStderrLogger(config->device_id, config->log_level));
+  auto credentials = LoadCredentials(*config);
+  if (!credentials.ok()) {
+    std::cerr << "instrumeter-agent: " << credentials.status().message() << "; refusing to start\n";
+    return kExitUsage;
+  }
+  const protocol::SigningKey* key = credentials->signing_key ? &*credentials->signing_key : nullptr;
+  return RunDaemon(*config, MakeStderrLogger(config->device_id, config->log_level), key);
 }
 
 int StatusCommand(const std::string& config_path, bool as_json, std::ostream& out,
@@ -218,8 +225,17 @@ int StatusCommand(const std::string& config_path, bool as_json, std::ostream& ou
 int CheckCommand(const std::string& config_path, std::ostream& out, std::ostream& err) {
   auto config = Load(config_path, err);
   if (!config.ok()) return kExitUsage;
+  auto credentials = LoadCredentials(*config);
+  if (!credentials.ok()) {
+    err << "instrumeter-agent: " << credentials.status().message() << "\n";
+    return kExitUsage;
+  }
   out << "configuration " << config_path << ": ok (device " << config->device_id << ", "
-      << config->adapters.size() << " adapter(s))\n";
+      << config->adapters.size() << " adapter(s), "
+      << (credentials->signing_key
+              ? "signing key " + protocol::KeyFingerprint(credentials->signing_key->public_key())
+              : std::string("development mode: unsigned"))
+      << ")\n";
   // Adapters may keep small files in state_dir (the simulator's anchor), as they do when running.
   std::error_code ec;
   std::filesystem::create_directories(config->state_dir, ec);

@@ -64,7 +64,8 @@ json StatusJson(const AgentConfig& config, const Recorder& recorder, const Uplin
             {"connected", uplink.connected()},
             {"next_to_send", uplink.next_to_send()},
             {"last_error", uplink.connected() ? "" : uplink.last_error()},
-            {"downlink_errors", uplink.downlink_errors()}}},
+            {"downlink_errors", uplink.downlink_errors()},
+            {"signed_envelopes", uplink.signed_envelopes()}}},
           {"session", session},
           {"adapters", HealthJson(adapters.Health())}};
 }
@@ -124,7 +125,7 @@ Result<int> StopSignalFd() {
 
 }  // namespace
 
-int RunDaemon(const AgentConfig& config, Logger log) {
+int RunDaemon(const AgentConfig& config, Logger log, const protocol::SigningKey* signing_key) {
   auto signal_fd = StopSignalFd();
   if (!signal_fd.ok()) {
     log->error("{}", signal_fd.status().message());
@@ -146,12 +147,24 @@ int RunDaemon(const AgentConfig& config, Logger log) {
     log->error("{}", recorder.status().message());
     return 1;
   }
+  if (signing_key != nullptr && (*recorder)->outbox().chain_head().empty()) {
+    log->error(
+        "outbox {} predates signing and has already deleted acknowledged events, so its chain "
+        "(protocol/README.md, \"Signing\") cannot be rebuilt and no envelope could be signed; "
+        "let this agent deliver its outbox without [security] first, then enable signing",
+        (*recorder)->outbox().path());
+    return 1;
+  }
+  if (signing_key == nullptr)
+    log->warn(
+        "development mode: no [security] section, envelopes are sent unsigned and a hub "
+        "that requires signatures refuses them");
   auto control = ControlServer::Listen(config.SocketPath(), log);
   if (!control.ok()) {
     log->error("{}", control.status().message());
     return 1;
   }
-  auto uplink = Uplink::Create(config, &(*recorder)->outbox(), &clock, log);
+  auto uplink = Uplink::Create(config, &(*recorder)->outbox(), &clock, log, signing_key);
   if (!uplink.ok()) {
     log->error("{}", uplink.status().message());
     return 1;

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "protocol/chain.h"
+
 namespace instrumeter::agent {
 namespace {
 
@@ -11,18 +13,27 @@ namespace {
 // fourfold. The page size is fixed once a database is in WAL mode, hence set at creation.
 constexpr int kPageBytes = 1024;
 
+// `link` is the event's chain link (protocol/README.md, "Signing"); outboxes created before it
+// existed get the column at open (AddLinkColumn).
+constexpr char kSchema[] =
+    "CREATE TABLE IF NOT EXISTS outbox(seq INTEGER PRIMARY KEY, body BLOB NOT NULL, link BLOB);"
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value);";
+
 Status Create(const std::string& path) {
   auto db = SqliteDb::Open(path, SqliteDb::Options{.journal_mode = "DELETE"});
   if (!db.ok()) return db.status();
   INSTRUMETER_RETURN_IF_ERROR((*db)->Exec("PRAGMA page_size=" + std::to_string(kPageBytes)));
-  return (*db)->Exec(
-      "CREATE TABLE IF NOT EXISTS outbox(seq INTEGER PRIMARY KEY, body BLOB NOT NULL);"
-      "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value);");
+  return (*db)->Exec(kSchema);
 }
 
-constexpr char kSchema[] =
-    "CREATE TABLE IF NOT EXISTS outbox(seq INTEGER PRIMARY KEY, body BLOB NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value);";
+Status AddLinkColumn(SqliteDb* db) {
+  auto columns = db->Prepare("SELECT 1 FROM pragma_table_info('outbox') WHERE name = 'link'");
+  if (!columns.ok()) return columns.status();
+  Result<bool> has = columns->Step();
+  if (!has.ok()) return has.status();
+  if (*has) return Status::Ok();
+  return db->Exec("ALTER TABLE outbox ADD COLUMN link BLOB");
+}
 
 }  // namespace
 
@@ -39,18 +50,50 @@ Result<std::unique_ptr<Outbox>> Outbox::Open(const std::string& path, const std:
     auto txn = SqliteTransaction::Begin(outbox->db_.get());
     if (!txn.ok()) return txn.status();
     INSTRUMETER_RETURN_IF_ERROR(outbox->db_->Exec(kSchema));
+    INSTRUMETER_RETURN_IF_ERROR(AddLinkColumn(outbox->db_.get()));
     INSTRUMETER_RETURN_IF_ERROR(outbox->LoadMeta());
     if (outbox->device_id_.empty()) {
       INSTRUMETER_RETURN_IF_ERROR(outbox->SetMeta("device_id", device_id, /*blob=*/false));
       outbox->device_id_ = device_id;
     }
+    if (outbox->device_id_ != device_id)
+      return Status::FailedPrecondition("outbox " + path + " belongs to device '" +
+                                        outbox->device_id_ + "', not '" + device_id +
+                                        "': refusing to send another device's events");
+    if (outbox->chain_head_.empty()) INSTRUMETER_RETURN_IF_ERROR(outbox->RebuildChain());
     INSTRUMETER_RETURN_IF_ERROR(txn->Commit());
   }
-  if (outbox->device_id_ != device_id)
-    return Status::FailedPrecondition("outbox " + path + " belongs to device '" +
-                                      outbox->device_id_ + "', not '" + device_id +
-                                      "': refusing to send another device's events");
   return outbox;
+}
+
+// An outbox from before signing has events but no chain head. The chain starts at sequence 1, so
+// it can be rebuilt only while every event since 1 is still here (none acknowledged yet);
+// otherwise it stays unknown and the agent cannot sign (Recorder refuses to start with a key).
+Status Outbox::RebuildChain() {
+  std::string link = protocol::ChainGenesis(device_id_);
+  if (last_sequence_ > 0) {
+    if (acked_sequence_ > 0) return Status::Ok();
+    auto rows = db_->Prepare("SELECT seq, body FROM outbox ORDER BY seq");
+    if (!rows.ok()) return rows.status();
+    auto update = db_->Prepare("UPDATE outbox SET link = ? WHERE seq = ?");
+    if (!update.ok()) return update.status();
+    uint64_t expected = 1;
+    while (true) {
+      Result<bool> row = rows->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      if (static_cast<uint64_t>(rows->Int(0)) != expected) return Status::Ok();
+      link = protocol::ChainNext(link, rows->Blob(1));
+      update->Reset();
+      INSTRUMETER_RETURN_IF_ERROR(
+          update->BindBlob(1, link).Bind(2, static_cast<int64_t>(expected)).Run());
+      ++expected;
+    }
+    if (expected != last_sequence_ + 1) return Status::Ok();
+  }
+  INSTRUMETER_RETURN_IF_ERROR(SetMeta("chain_head", link, /*blob=*/true));
+  chain_head_ = std::move(link);
+  return Status::Ok();
 }
 
 Result<std::unique_ptr<Outbox>> Outbox::OpenForReading(const std::string& path) {
@@ -83,6 +126,8 @@ Status Outbox::LoadMeta() {
       if (!event.ParseFromString(stmt->Blob(1)))
         return Status::Corruption("outbox " + db_->path() + ": meta last_point does not parse");
       last_point_ = std::move(event);
+    } else if (key == "chain_head") {
+      chain_head_ = stmt->Blob(1);
     } else if (key == "open_session_order_id") {
       if (!open_session_) open_session_.emplace();
       open_session_->order_id = stmt->Text(1);
@@ -127,14 +172,22 @@ Result<uint64_t> Outbox::Append(v1::Event* event) {
   const uint64_t sequence = last_sequence_ + 1;
   event->set_sequence(sequence);
   const std::string bytes = event->SerializeAsString();
+  // An unknown chain stays unknown: a link over a guessed predecessor would be a lie.
+  const std::string link = chain_head_.empty() ? "" : protocol::ChainNext(chain_head_, bytes);
   std::optional<OpenSession> session = open_session_;
   auto store = [&]() -> Status {
     auto txn = SqliteTransaction::Begin(db_.get());
     if (!txn.ok()) return txn.status();
-    auto insert = db_->Prepare("INSERT INTO outbox(seq, body) VALUES(?, ?)");
+    auto insert = db_->Prepare("INSERT INTO outbox(seq, body, link) VALUES(?, ?, ?)");
     if (!insert.ok()) return insert.status();
-    INSTRUMETER_RETURN_IF_ERROR(
-        insert->Bind(1, static_cast<int64_t>(sequence)).BindBlob(2, bytes).Run());
+    insert->Bind(1, static_cast<int64_t>(sequence)).BindBlob(2, bytes);
+    if (link.empty()) {
+      insert->BindNull(3);
+    } else {
+      insert->BindBlob(3, link);
+      INSTRUMETER_RETURN_IF_ERROR(SetMeta("chain_head", link, /*blob=*/true));
+    }
+    INSTRUMETER_RETURN_IF_ERROR(insert->Run());
     INSTRUMETER_RETURN_IF_ERROR(SetMeta("last_sequence", static_cast<int64_t>(sequence)));
     if (protocol::IsObservationPoint(*event))
       INSTRUMETER_RETURN_IF_ERROR(SetMeta("last_point", bytes, /*blob=*/true));
@@ -157,6 +210,7 @@ Result<uint64_t> Outbox::Append(v1::Event* event) {
     return st.WithContext("cannot store event " + std::to_string(sequence));
   }
   last_sequence_ = sequence;
+  if (!link.empty()) chain_head_ = link;
   if (protocol::IsObservationPoint(*event)) last_point_ = *event;
   open_session_ = std::move(session);
   return sequence;
@@ -166,7 +220,8 @@ Result<std::vector<Outbox::Row>> Outbox::Read(uint64_t from_sequence, size_t max
                                               size_t max_bytes) {
   // Acknowledged events are gone; reading starts at the first that is not.
   from_sequence = std::max(from_sequence, acked_sequence_ + 1);
-  auto stmt = db_->Prepare("SELECT seq, body FROM outbox WHERE seq >= ? ORDER BY seq LIMIT ?");
+  auto stmt =
+      db_->Prepare("SELECT seq, body, link FROM outbox WHERE seq >= ? ORDER BY seq LIMIT ?");
   if (!stmt.ok()) return stmt.status();
   stmt->Bind(1, static_cast<int64_t>(from_sequence)).Bind(2, static_cast<int64_t>(max_events));
   std::vector<Row> rows;
@@ -175,7 +230,8 @@ Result<std::vector<Outbox::Row>> Outbox::Read(uint64_t from_sequence, size_t max
     Result<bool> more = stmt->Step();
     if (!more.ok()) return more.status();
     if (!*more) break;
-    Row row{static_cast<uint64_t>(stmt->Int(0)), stmt->Blob(1)};
+    Row row{static_cast<uint64_t>(stmt->Int(0)), stmt->Blob(1),
+            stmt->IsNull(2) ? std::string() : stmt->Blob(2)};
     if (row.sequence != from_sequence + rows.size())
       return Status::Corruption(
           "outbox " + db_->path() + ": event " + std::to_string(from_sequence + rows.size()) +

@@ -2,10 +2,12 @@
 // is stored here, with its sequence, before it is sent; only what the hub acknowledged is deleted
 // (DESIGN rule 3, protocol/README.md "Delivery").
 //
-//   outbox(seq INTEGER PRIMARY KEY, body BLOB NOT NULL)  -- the exact bytes ever sent
+//   outbox(seq INTEGER PRIMARY KEY, body BLOB NOT NULL, link BLOB)  -- the exact bytes ever
+//       sent, and the event's chain link (protocol/README.md, "Signing"; NULL: chain unknown)
 //   meta(key TEXT PRIMARY KEY, value)                     -- device_id, last_sequence,
 //       acked_sequence, acked_wall_unix_ms, last_point (the serialised last observation-point
-//       event), open_session_order_id, open_session_operator
+//       event), chain_head (the link of last_sequence), open_session_order_id,
+//       open_session_operator
 //
 // last_sequence survives the deletion of every row, so sequences never repeat across restarts,
 // crashes and reboots. One Outbox per file and process (the checkpoint's lock guarantees it);
@@ -41,6 +43,7 @@ class Outbox {
   struct Row {
     uint64_t sequence;
     std::string bytes;
+    std::string link;  // empty when the chain is unknown
   };
 
   // Opens or creates the outbox of `device_id`; refuses an outbox that belongs to another device.
@@ -50,8 +53,9 @@ class Outbox {
   static Result<std::unique_ptr<Outbox>> OpenForReading(const std::string& path);
 
   // In one transaction: assigns sequence = last_sequence + 1, sets it in `event`, serialises the
-  // event once, stores those bytes and updates meta. Returns the sequence. On failure (a full
-  // disk) nothing is stored, `event` gets its sequence cleared and may be appended again later.
+  // event once, stores those bytes with their chain link and updates meta. Returns the sequence. On
+  // failure (a full disk) nothing is stored, `event` gets its sequence cleared and may be appended
+  // again later.
   Result<uint64_t> Append(v1::Event* event);
   // Up to `max_events` consecutive events from `from_sequence` (or the first unacknowledged one,
   // if later) on, stopping before `max_bytes` (but at least one event). Corruption if a sequence
@@ -68,6 +72,9 @@ class Outbox {
   int64_t acked_wall_unix_ms() const { return acked_wall_unix_ms_; }
   // The last appended StateChange, Heartbeat or AgentStop.
   const std::optional<v1::Event>& last_point() const { return last_point_; }
+  // The chain link of last_sequence() (link_0 before the first event); empty when the chain is
+  // unknown: an outbox from before signing that had already deleted acknowledged events.
+  const std::string& chain_head() const { return chain_head_; }
   // The order of the last SessionMark start not yet followed by a stop.
   const std::optional<OpenSession>& open_session() const { return open_session_; }
   const std::string& path() const { return db_->path(); }
@@ -75,6 +82,7 @@ class Outbox {
  private:
   explicit Outbox(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}
   Status LoadMeta();
+  Status RebuildChain();
   Status SetMeta(const std::string& key, int64_t value);
   Status SetMeta(const std::string& key, const std::string& value, bool blob);
   Status DeleteMeta(const std::string& key);
@@ -85,6 +93,7 @@ class Outbox {
   uint64_t acked_sequence_ = 0;
   int64_t acked_wall_unix_ms_ = 0;
   std::optional<v1::Event> last_point_;
+  std::string chain_head_;
   std::optional<OpenSession> open_session_;
 };
 

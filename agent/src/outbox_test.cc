@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "protocol/chain.h"
 #include "test_support/process.h"
 
 namespace instrumeter::agent {
@@ -169,6 +170,90 @@ TEST_F(OutboxTest, ReadOnlyOpenSeesTheState) {
   EXPECT_EQ((*reader)->depth(), 1u);
   EXPECT_EQ((*reader)->acked_wall_unix_ms(), 77);
   EXPECT_FALSE(Outbox::OpenForReading(dir_.File("none.db")).ok());
+}
+
+}  // namespace
+}  // namespace instrumeter::agent
+
+namespace instrumeter::agent {
+namespace {
+
+TEST_F(OutboxTest, EveryRowCarriesItsChainLinkAcrossReopenAndAcks) {
+  std::string expected = protocol::ChainGenesis("nmr-1");
+  {
+    auto outbox = Open();
+    EXPECT_EQ(outbox->chain_head(), expected) << "link_0 before the first event";
+    for (uint64_t i = 1; i <= 3; ++i) Append(*outbox, Heartbeat(static_cast<int64_t>(i), i));
+    ASSERT_TRUE(outbox->Acknowledge(2, 1).ok());
+  }
+  auto outbox = Open();
+  Append(*outbox, Mark(v1::SessionMark::KIND_START, "order-1"));
+  auto rows = outbox->Read(1, 100, 1 << 20);
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 2u);  // 3 and 4; 1 and 2 were acknowledged
+  // Recompute the chain from the bytes alone: what the hub does.
+  std::vector<std::string> all_bytes;
+  for (uint64_t i = 1; i <= 3; ++i) {
+    v1::Event e = Heartbeat(static_cast<int64_t>(i), i);
+    e.set_sequence(i);
+    all_bytes.push_back(e.SerializeAsString());
+  }
+  for (const std::string& b : all_bytes) expected = protocol::ChainNext(expected, b);
+  EXPECT_EQ((*rows)[0].link, expected);
+  expected = protocol::ChainNext(expected, (*rows)[1].bytes);
+  EXPECT_EQ((*rows)[1].link, expected);
+  EXPECT_EQ(outbox->chain_head(), expected);
+}
+
+// Outboxes written before signing existed: `outbox(seq, body)` and no chain head in meta.
+void WriteLegacyOutbox(const std::string& path, uint64_t events, uint64_t acked) {
+  auto db = SqliteDb::Open(path, {});
+  ASSERT_TRUE(db.ok());
+  ASSERT_TRUE((*db)
+                  ->Exec("CREATE TABLE outbox(seq INTEGER PRIMARY KEY, body BLOB NOT NULL);"
+                         "CREATE TABLE meta(key TEXT PRIMARY KEY, value);"
+                         "INSERT INTO meta VALUES('device_id', 'nmr-1');")
+                  .ok());
+  for (uint64_t i = acked + 1; i <= events; ++i) {
+    v1::Event e = Heartbeat(static_cast<int64_t>(i), i);
+    e.set_sequence(i);
+    auto insert = (*db)->Prepare("INSERT INTO outbox(seq, body) VALUES(?, ?)");
+    ASSERT_TRUE(insert.ok());
+    ASSERT_TRUE(
+        insert->Bind(1, static_cast<int64_t>(i)).BindBlob(2, e.SerializeAsString()).Run().ok());
+  }
+  ASSERT_TRUE((*db)
+                  ->Exec("INSERT INTO meta VALUES('last_sequence', " + std::to_string(events) +
+                         "), ('acked_sequence', " + std::to_string(acked) + ")")
+                  .ok());
+}
+
+TEST_F(OutboxTest, ALegacyOutboxWithEveryEventGetsItsChainRebuilt) {
+  WriteLegacyOutbox(path_, 3, 0);
+  auto outbox = Open();
+  ASSERT_NE(outbox, nullptr);
+  auto rows = outbox->Read(1, 100, 1 << 20);
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 3u);
+  std::string link = protocol::ChainGenesis("nmr-1");
+  for (const Outbox::Row& row : *rows) {
+    link = protocol::ChainNext(link, row.bytes);
+    EXPECT_EQ(row.link, link) << row.sequence;
+  }
+  EXPECT_EQ(outbox->chain_head(), link);
+  Append(*outbox, Heartbeat(4, 4));
+  EXPECT_EQ(outbox->chain_head(),
+            protocol::ChainNext(link, outbox->Read(4, 1, 1 << 20)->front().bytes));
+}
+
+TEST_F(OutboxTest, ALegacyOutboxThatDeletedAckedEventsHasNoChain) {
+  WriteLegacyOutbox(path_, 3, 2);
+  auto outbox = Open();
+  ASSERT_NE(outbox, nullptr);
+  EXPECT_TRUE(outbox->chain_head().empty());
+  Append(*outbox, Heartbeat(4, 4));
+  EXPECT_TRUE(outbox->chain_head().empty()) << "never a link over a guessed predecessor";
+  EXPECT_TRUE(outbox->Read(4, 1, 1 << 20)->front().link.empty());
 }
 
 }  // namespace

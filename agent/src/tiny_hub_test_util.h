@@ -67,6 +67,8 @@ class TinyHub {
       EXPECT_EQ(env->envelope.device_id(), topic->device_id);
       const uint64_t first = env->envelope.first_sequence();
       ++envelopes_;
+      envelope_log_.push_back(
+          {first, env->events.size(), env->envelope.signature(), env->envelope.has_signature()});
       max_events_per_envelope_ = std::max(max_events_per_envelope_, env->events.size());
       if (lose_once_.erase(first) > 0) continue;  // lost on the way: never stored
       for (size_t i = 0; i < env->event_bytes.size(); ++i) {
@@ -121,6 +123,14 @@ class TinyHub {
   std::map<uint64_t, int> received_;
   uint64_t contiguous_ = 0;
   size_t envelopes_ = 0;
+  // Every envelope received, in order: its events and its signature (when it had one).
+  struct Received {
+    uint64_t first_sequence;
+    size_t events;
+    v1::Signature signature;
+    bool signed_;
+  };
+  std::vector<Received> envelope_log_;
   size_t max_events_per_envelope_ = 0;
   std::optional<v1::DeviceStatus> status_;  // the last one seen
   std::vector<v1::DeviceStatus> statuses_;

@@ -9,7 +9,8 @@ namespace instrumeter::agent {
 using protocol::Channel;
 
 Result<std::unique_ptr<Uplink>> Uplink::Create(const AgentConfig& config, Outbox* outbox,
-                                               const Clock* clock, Logger log) {
+                                               const Clock* clock, Logger log,
+                                               const protocol::SigningKey* signing_key) {
   MqttLink::Options options;
   options.broker_url = config.mqtt.broker;
   options.client_id = config.device_id;
@@ -26,14 +27,16 @@ Result<std::unique_ptr<Uplink>> Uplink::Create(const AgentConfig& config, Outbox
                                 will.SerializeAsString(), /*retained=*/true};
   options.subscriptions = {protocol::Topic(config.device_id, Channel::kAck),
                            protocol::Topic(config.device_id, Channel::kCmd)};
+  if (!config.mqtt.ca_file.empty())
+    options.tls = MqttLink::Tls{config.mqtt.ca_file, config.mqtt.cert_file, config.mqtt.key_file};
   auto link = MqttLink::Create(options);
   if (!link.ok()) return link.status().WithContext("broker " + config.mqtt.broker);
   return std::unique_ptr<Uplink>(
-      new Uplink(config, outbox, clock, std::move(log), std::move(*link)));
+      new Uplink(config, outbox, clock, std::move(log), std::move(*link), signing_key));
 }
 
 Uplink::Uplink(const AgentConfig& config, Outbox* outbox, const Clock* clock, Logger log,
-               std::unique_ptr<MqttLink> link)
+               std::unique_ptr<MqttLink> link, const protocol::SigningKey* signing_key)
     : options_(config.mqtt),
       device_id_(config.device_id),
       broker_(config.mqtt.broker),
@@ -44,6 +47,7 @@ Uplink::Uplink(const AgentConfig& config, Outbox* outbox, const Clock* clock, Lo
       clock_(clock),
       log_(std::move(log)),
       link_(std::move(link)),
+      signing_key_(signing_key),
       backoff_(config.mqtt.reconnect_min_ms, config.mqtt.reconnect_max_ms) {
   next_to_send_ = acked() + 1;
 }
@@ -204,11 +208,14 @@ void Uplink::Pump() {
                     rows.ok() ? "not found" : rows.status().message(), SuppressedNote(suppressed));
       return;
     }
+    const int64_t now = clock_->MonotonicMs();
+    const std::optional<v1::Signature> signature = SignatureFor(*rows, now);
     std::vector<std::string> events;
     events.reserve(rows->size());
     for (Outbox::Row& row : *rows) events.push_back(std::move(row.bytes));
     const std::string envelope =
-        protocol::EncodeEnvelope(device_id_, clock_->BootId(), rows->front().sequence, events);
+        protocol::EncodeEnvelope(device_id_, clock_->BootId(), rows->front().sequence, events,
+                                 signature ? &*signature : nullptr);
     Status st = link_->Publish(up_topic_, envelope, /*retained=*/false);
     if (!st.ok()) {
       // Not sent: next_to_send stays, and the next pump, ack or reconnect tries again.
@@ -216,9 +223,43 @@ void Uplink::Pump() {
                   rows->back().sequence, st.message());
       return;
     }
-    if (in_flight == 0) progress_ms_ = clock_->MonotonicMs();
+    if (in_flight == 0) progress_ms_ = now;
+    if (signature) {
+      last_signed_ms_ = now;
+      ++signed_envelopes_;
+    }
     next_to_send_ = rows->back().sequence + 1;
   }
+}
+
+std::optional<v1::Signature> Uplink::SignatureFor(const std::vector<Outbox::Row>& rows,
+                                                  int64_t now_ms) {
+  if (signing_key_ == nullptr) return std::nullopt;
+  bool sign = rows.size() > 1 || !last_signed_ms_.has_value() ||
+              now_ms - *last_signed_ms_ >= protocol::kMaxSignatureIntervalMs;
+  for (size_t i = 0; i < rows.size() && !sign; ++i) {
+    v1::Event event;
+    // An event that does not parse cannot be told apart: sign rather than guess.
+    sign = !event.ParseFromString(rows[i].bytes) || protocol::ClosesState(event);
+  }
+  if (!sign) return std::nullopt;
+  const Outbox::Row& last = rows.back();
+  uint64_t suppressed = 0;
+  if (last.link.empty()) {
+    // Recorder refuses to start with a key and an unknown chain, so this is a bug.
+    if (limiter_.Allow("sign", now_ms, &suppressed))
+      log_->error("event {} has no chain link: sending it unsigned{}", last.sequence,
+                  SuppressedNote(suppressed));
+    return std::nullopt;
+  }
+  Result<v1::Signature> signature = signing_key_->SignHead(device_id_, last.sequence, last.link);
+  if (!signature.ok()) {
+    if (limiter_.Allow("sign", now_ms, &suppressed))
+      log_->error("cannot sign event {}: {}{}", last.sequence, signature.status().message(),
+                  SuppressedNote(suppressed));
+    return std::nullopt;
+  }
+  return std::move(*signature);
 }
 
 std::string Uplink::StatusPayload(bool online, int64_t since_unix_ms) const {

@@ -14,7 +14,9 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "agent/agent_config.h"
 #include "common/backoff.h"
@@ -22,6 +24,7 @@
 #include "common/mqtt_link.h"
 #include "log.h"
 #include "outbox.h"
+#include "protocol/chain.h"
 
 namespace instrumeter::agent {
 
@@ -32,9 +35,12 @@ class Uplink {
   static constexpr size_t kMaxEnvelopeBytes = 192 * 1024;
   static constexpr int64_t kNoDeadline = std::numeric_limits<int64_t>::max();
 
-  // `outbox` and `clock` must outlive the uplink. Does not connect yet.
+  // `outbox`, `clock` and `signing_key` must outlive the uplink. Without a signing key
+  // (development mode) envelopes go unsigned; with one, the uplink signs by the rule of
+  // protocol/README.md ("Signing"). Does not connect yet.
   static Result<std::unique_ptr<Uplink>> Create(const AgentConfig& config, Outbox* outbox,
-                                                const Clock* clock, Logger log);
+                                                const Clock* clock, Logger log,
+                                                const protocol::SigningKey* signing_key = nullptr);
 
   // Starts the first connection attempt.
   void Start();
@@ -56,12 +62,16 @@ class Uplink {
   const std::string& last_error() const { return last_error_; }
   uint64_t next_to_send() const { return next_to_send_; }
   uint64_t downlink_errors() const { return downlink_errors_; }
+  uint64_t signed_envelopes() const { return signed_envelopes_; }
 
  private:
   enum class State { kConnecting, kConnected, kWaiting };
 
   Uplink(const AgentConfig& config, Outbox* outbox, const Clock* clock, Logger log,
-         std::unique_ptr<MqttLink> link);
+         std::unique_ptr<MqttLink> link, const protocol::SigningKey* signing_key);
+  // The signature for an envelope of `rows`, or nullopt when the rule lets it go unsigned (or
+  // the uplink has no key).
+  std::optional<v1::Signature> SignatureFor(const std::vector<Outbox::Row>& rows, int64_t now_ms);
   void Connect();
   void Lost(const std::string& what, const std::string& detail);
   void OnDownlink(const std::string& payload);
@@ -79,6 +89,7 @@ class Uplink {
   const Clock* clock_;
   Logger log_;
   std::unique_ptr<MqttLink> link_;
+  const protocol::SigningKey* signing_key_;
   Backoff backoff_;
   LogLimiter limiter_{60'000};
 
@@ -89,6 +100,8 @@ class Uplink {
   uint64_t next_to_send_ = 1;
   int64_t progress_ms_ = 0;  // last ack advance, or the send that started an in-flight window
   uint64_t downlink_errors_ = 0;
+  std::optional<int64_t> last_signed_ms_;  // monotonic; when the last signed envelope went out
+  uint64_t signed_envelopes_ = 0;
 };
 
 }  // namespace instrumeter::agent

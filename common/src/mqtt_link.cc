@@ -23,9 +23,15 @@ struct MqttLink::Impl {
     explicit ConnectListener(Impl* impl) : impl_(impl) {}
     void on_success(const mqtt::token&) override { impl_->Subscribe(); }
     void on_failure(const mqtt::token& tok) override {
-      impl_->Push({Event::Kind::kConnectFailed, "connect to " + impl_->options.broker_url +
-                                                    " failed (code " +
-                                                    std::to_string(tok.get_return_code()) + ")"});
+      std::string tls_error;
+      {
+        std::lock_guard lock(impl_->mu);
+        tls_error.swap(impl_->last_tls_error);
+      }
+      impl_->Push({Event::Kind::kConnectFailed,
+                   "connect to " + impl_->options.broker_url + " failed (code " +
+                       std::to_string(tok.get_return_code()) + ")" +
+                       (tls_error.empty() ? "" : ": TLS: " + tls_error)});
     }
 
    private:
@@ -58,6 +64,7 @@ struct MqttLink::Impl {
 
   mutable std::mutex mu;
   std::deque<Event> queue;
+  std::string last_tls_error;  // OpenSSL's reason for the failing connect, reported with it
   size_t queued_messages = 0;
 
   // Never blocks: Paho runs this under its process-wide lock.
@@ -135,6 +142,24 @@ Status MqttLink::Connect() {
     const Will& w = *impl_->options.will;
     opts.set_will(
         mqtt::will_options(w.topic, w.payload.data(), w.payload.size(), kQos, w.retained));
+  }
+  if (impl_->options.tls) {
+    const Tls& tls = *impl_->options.tls;
+    mqtt::ssl_options ssl;
+    ssl.set_trust_store(tls.ca_file);
+    if (!tls.cert_file.empty()) ssl.set_key_store(tls.cert_file);
+    if (!tls.key_file.empty()) ssl.set_private_key(tls.key_file);
+    ssl.set_enable_server_cert_auth(true);
+    ssl.set_verify(true);  // the broker's name must match its certificate
+    // DEFAULT, not TLS_1_2: Paho pins TLS_1_2 to exactly 1.2, while DEFAULT lets OpenSSL 3
+    // negotiate 1.3 and refuse anything older than 1.2 at its default security level.
+    ssl.set_ssl_version(MQTT_SSL_VERSION_DEFAULT);
+    Impl* impl = impl_.get();
+    ssl.set_error_handler([impl](const std::string& message) {
+      std::lock_guard lock(impl->mu);
+      impl->last_tls_error = message;
+    });
+    opts.set_ssl(std::move(ssl));
   }
   try {
     impl_->client->connect(opts, nullptr, impl_->connect_listener);

@@ -18,6 +18,7 @@
 #include "hub/reports.h"
 #include "hub/sqlite_store.h"
 #include "protocol/topics.h"
+#include "security_cli.h"
 #include "text_output.h"
 
 namespace instrumeter::hub {
@@ -295,6 +296,8 @@ int RunHubCli(int argc, const char* const* argv, std::ostream& out, std::ostream
       app.add_subcommand("config-reference", "Print a Markdown table of every configuration key.");
 
   BillingCommands billing(&app, instruments);
+  SecurityArgs security_args;
+  const SecurityCommands security = AddSecurityCommands(&app, &security_args);
 
   try {
     app.parse(argc, argv);
@@ -303,6 +306,8 @@ int RunHubCli(int argc, const char* const* argv, std::ostream& out, std::ostream
     return code == 0 ? 0 : kExitUsage;
   }
 
+  if (security_args.config_path.empty()) security_args.config_path = args.config_path;
+  if (std::optional<int> code = RunSecurityCommand(security, security_args, out, err)) return *code;
   std::optional<Failure> failure;
   if (*reference) {
     out << HubConfigReference();

@@ -4,14 +4,18 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <cctype>
 #include <chrono>
 #include <deque>
 #include <exception>
 #include <set>
 #include <thread>
+
+#include "protocol/chain.h"
 
 namespace instrumeter::hub {
 namespace {
@@ -59,9 +63,42 @@ Result<tcp::endpoint> ResolveListen(asio::io_context& ioc, const std::string& li
   return results.begin()->endpoint();
 }
 
+// The server's TLS: TLS 1.2 or newer, the certificate chain and its key (which only its owner may
+// read).
+Result<asio::ssl::context> TlsContext(const HttpServerOptions& options) {
+  INSTRUMETER_RETURN_IF_ERROR(
+      protocol::CheckPrivateKeyFile(options.tls_key_file).WithContext("[http] tls_key_file"));
+  asio::ssl::context tls(asio::ssl::context::tls_server);
+  tls.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                  asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                  asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use);
+  SSL_CTX_set_min_proto_version(tls.native_handle(), TLS1_2_VERSION);
+  beast::error_code ec;
+  tls.use_certificate_chain_file(options.tls_cert_file, ec);
+  if (ec)
+    return Status::InvalidArgument("[http] tls_cert_file " + options.tls_cert_file + ": " +
+                                   ec.message());
+  tls.use_private_key_file(options.tls_key_file, asio::ssl::context::pem, ec);
+  if (ec)
+    return Status::InvalidArgument("[http] tls_key_file " + options.tls_key_file + ": " +
+                                   ec.message());
+  return tls;
+}
+
 }  // namespace
 
-class HttpSession;
+// A connection as the server holds it: plain or TLS (Session<Stream> below).
+class HttpSession {
+ public:
+  virtual ~HttpSession() = default;
+  // Queues one framed message; drops the client when its queue is full.
+  virtual void Enqueue(const std::shared_ptr<const std::string>& message) = 0;
+  virtual void Close() = 0;
+
+ protected:
+  // The server's state, reachable through this friend of HttpServer.
+  using Server = HttpServer::Impl;
+};
 
 struct HttpServer::Impl {
   Impl(const HttpServerOptions& opts, const Router* r, HttpServerStats* s)
@@ -82,6 +119,7 @@ struct HttpServer::Impl {
   asio::io_context ioc{1};
   tcp::acceptor acceptor{ioc};
   asio::steady_timer heartbeat{ioc};
+  std::optional<asio::ssl::context> tls;           // set when serving HTTPS
   std::set<HttpSession*> sessions;                 // every open connection
   std::set<std::shared_ptr<HttpSession>> streams;  // those in stream mode
   std::atomic<bool> stopping{false};
@@ -89,23 +127,40 @@ struct HttpServer::Impl {
 };
 
 // One connection: requests in, responses out, keep-alive; or, once a handler opened a stream,
-// an SSE client fed by Broadcast.
-class HttpSession : public std::enable_shared_from_this<HttpSession> {
+// an SSE client fed by Broadcast. `Stream` is beast::tcp_stream, or an ssl_stream over one.
+template <typename Stream>
+class Session : public HttpSession, public std::enable_shared_from_this<Session<Stream>> {
  public:
-  HttpSession(tcp::socket socket, HttpServer::Impl* server)
-      : stream_(std::move(socket)), server_(server) {
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+
+  template <typename... TlsContext>
+  Session(tcp::socket socket, Server* server, TlsContext&... tls)
+      : stream_(std::move(socket), tls...), server_(server) {
     server_->sessions.insert(this);
     ++server_->stats->connections;
   }
-  ~HttpSession() {
+  ~Session() override {
     server_->sessions.erase(this);
     --server_->stats->connections;
   }
 
-  void Start() { Read(); }
+  void Start() {
+    if constexpr (kTls) {
+      Socket().expires_after(std::chrono::milliseconds(server_->options.read_timeout_ms));
+      stream_.async_handshake(asio::ssl::stream_base::server,
+                              [self = this->shared_from_this()](beast::error_code ec) {
+                                if (ec) {
+                                  self->Close();
+                                } else {
+                                  self->Read();
+                                }
+                              });
+    } else {
+      Read();
+    }
+  }
 
-  // Queues one framed message; drops the client when its queue is full.
-  void Enqueue(const std::shared_ptr<const std::string>& message) {
+  void Enqueue(const std::shared_ptr<const std::string>& message) override {
     if (closed_) return;
     if (queue_.size() >= server_->options.stream_queue_events) {
       ++server_->stats->stream_clients_dropped;
@@ -117,29 +172,32 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (!writing_) WriteNext();
   }
 
-  void Close() {
+  void Close() override {
     if (closed_) return;
     closed_ = true;
     if (streaming_) {
       --server_->stats->stream_clients;
       // Erasing may release the last owner of *this: keep it alive until we return.
-      auto self = shared_from_this();
+      std::shared_ptr<HttpSession> self = this->shared_from_this();
       server_->streams.erase(self);
     }
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-    stream_.close();
+    Socket().socket().shutdown(tcp::socket::shutdown_both, ec);
+    Socket().close();
   }
 
  private:
+  // The TCP layer, under TLS or not: timeouts and closing act on it.
+  beast::tcp_stream& Socket() { return beast::get_lowest_layer(stream_); }
+
   void Read() {
     parser_.emplace();
     parser_->body_limit(server_->options.max_body_bytes);
     parser_->header_limit(kHeaderLimitBytes);
-    stream_.expires_after(std::chrono::milliseconds(server_->options.read_timeout_ms));
+    Socket().expires_after(std::chrono::milliseconds(server_->options.read_timeout_ms));
     http::async_read(
         stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
   }
 
   void OnRead(beast::error_code ec) {
@@ -215,9 +273,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       response_.body() = response.body;
       response_.prepare_payload();
     }
-    stream_.expires_after(std::chrono::milliseconds(server_->options.write_timeout_ms));
+    Socket().expires_after(std::chrono::milliseconds(server_->options.write_timeout_ms));
     http::async_write(stream_, response_,
-                      [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
+                      [self = this->shared_from_this(), keep_alive](beast::error_code ec, size_t) {
                         if (ec || !keep_alive) {
                           self->Close();
                         } else {
@@ -238,7 +296,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     server_->CountResponse(200);
     streaming_ = true;
     ++server_->stats->stream_clients;
-    server_->streams.insert(shared_from_this());
+    server_->streams.insert(this->shared_from_this());
     std::string head = "HTTP/1.1 200 OK\r\nServer: " + std::string(kServerName) +
                        "\r\nContent-Type: " + response.content_type +
                        "\r\nCache-Control: no-store\r\nConnection: keep-alive\r\n"
@@ -253,7 +311,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   // A stream client sends nothing more; a read completes only when it goes away.
   void WatchForClose() {
     stream_.async_read_some(asio::buffer(scratch_),
-                            [self = shared_from_this()](beast::error_code ec, size_t) {
+                            [self = this->shared_from_this()](beast::error_code ec, size_t) {
                               if (ec) {
                                 self->Close();
                               } else {
@@ -264,10 +322,11 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   void WriteNext() {
     writing_ = true;
-    stream_.expires_after(std::chrono::milliseconds(server_->options.write_timeout_ms));
-    asio::async_write(
-        stream_, asio::buffer(*queue_.front()),
-        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnStreamWritten(ec); });
+    Socket().expires_after(std::chrono::milliseconds(server_->options.write_timeout_ms));
+    asio::async_write(stream_, asio::buffer(*queue_.front()),
+                      [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                        self->OnStreamWritten(ec);
+                      });
   }
 
   void OnStreamWritten(beast::error_code ec) {
@@ -281,12 +340,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     if (!queue_.empty()) {
       WriteNext();
     } else {
-      stream_.expires_never();
+      Socket().expires_never();
     }
   }
 
-  beast::tcp_stream stream_;
-  HttpServer::Impl* server_;
+  Stream stream_;
+  Server* server_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> response_;
@@ -311,7 +370,13 @@ void HttpServer::Impl::Accept() {
       // Stream messages are small and must not wait for Nagle's algorithm.
       beast::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
-      std::make_shared<HttpSession>(std::move(socket), this)->Start();
+      if (tls.has_value()) {
+        std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(std::move(socket), this,
+                                                                        *tls)
+            ->Start();
+      } else {
+        std::make_shared<Session<beast::tcp_stream>>(std::move(socket), this)->Start();
+      }
     }
     Accept();
   });
@@ -343,6 +408,11 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& o
                                                       const Router* router,
                                                       HttpServerStats* stats) {
   auto impl = std::make_unique<Impl>(options, router, stats);
+  if (!options.tls_cert_file.empty()) {
+    Result<asio::ssl::context> tls = TlsContext(options);
+    if (!tls.ok()) return tls.status();
+    impl->tls.emplace(std::move(*tls));
+  }
   Result<tcp::endpoint> endpoint = ResolveListen(impl->ioc, options.listen);
   if (!endpoint.ok()) return endpoint.status();
   beast::error_code ec;
@@ -366,8 +436,8 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& o
       }
     }
   });
-  spdlog::info("http: listening on {}:{}", acceptor.local_endpoint().address().to_string(),
-               acceptor.local_endpoint().port());
+  spdlog::info("http: listening on {}://{}:{}", raw->tls ? "https" : "http",
+               acceptor.local_endpoint().address().to_string(), acceptor.local_endpoint().port());
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
 

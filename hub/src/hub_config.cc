@@ -35,6 +35,9 @@ const Schema& RootSchema() {
       {.name = "billing",
        .type = Type::kTable,
        .description = "Verification of bookings and default billing rules: [billing]."},
+      {.name = "security",
+       .type = Type::kTable,
+       .description = "Signed telemetry and the certificate authority: [security]."},
   };
   return kSchema;
 }
@@ -43,7 +46,8 @@ const Schema& MqttSchema() {
   static const Schema kSchema = {
       {.name = "broker",
        .type = Type::kString,
-       .description = "Broker URL, tcp://host:port.",
+       .description = "Broker URL, tcp://host:port, or ssl://host:port with ca_file, cert_file "
+                      "and key_file.",
        .required = true},
       {.name = "client_id",
        .type = Type::kString,
@@ -70,6 +74,45 @@ const Schema& MqttSchema() {
        .description = "Longest reconnect delay.",
        .min = 10,
        .max = 3'600'000},
+      {.name = "ca_file",
+       .type = Type::kString,
+       .description = "ssl:// brokers: the deployment's CA certificate (PEM); the broker's "
+                      "certificate and host name are verified against it. Required for ssl://."},
+      {.name = "cert_file",
+       .type = Type::kString,
+       .description = "ssl:// brokers: the hub's client certificate (PEM, CN instrumeter-hub, "
+                      "made by `instrumeter-hub ca init`)."},
+      {.name = "key_file",
+       .type = Type::kString,
+       .description = "ssl:// brokers: its private key (PEM). The hub refuses to start when "
+                      "group or others can read it."},
+  };
+  return kSchema;
+}
+
+const Schema& SecuritySchema() {
+  static const Schema kSchema = {
+      {.name = "require_signatures",
+       .type = Type::kBoolean,
+       .description =
+           "Refuse telemetry of devices that have no enrolled signing key. Unset: true as soon "
+           "as any device is enrolled (`instrumeter-hub devices enroll`); a hub without any "
+           "enrolled device runs in development mode. false: development mode beside enrolled "
+           "devices. Telemetry accepted unsigned is stored but never billable; enrolled devices "
+           "are always verified."},
+      {.name = "key_reload_ms",
+       .type = Type::kInteger,
+       .default_value = int64_t{2000},
+       .description = "How often the running hub re-reads enrolled keys, revocations and chain "
+                      "resets made with the CLI.",
+       .min = 100,
+       .max = 600'000},
+      {.name = "ca_dir",
+       .type = Type::kString,
+       .default_value = std::string(""),
+       .description = "Directory of the deployment's certificate authority (`instrumeter-hub ca "
+                      "init`), used by `devices enroll` and `devices revoke`. Keep it on the hub "
+                      "host only, mode 0700."},
   };
   return kSchema;
 }
@@ -142,8 +185,24 @@ const Schema& HttpSchema() {
        .type = Type::kString,
        .default_value = std::string("127.0.0.1:8080"),
        .description = "host:port to listen on ([::1]:8080 for IPv6; port 0 picks a free one). "
-                      "Loopback by default: there is no TLS or authentication yet, so expose it "
-                      "only behind a reverse proxy that adds them."},
+                      "Loopback by default. On any other address API tokens are required "
+                      "(require_tokens); use TLS (tls_cert_file) or a TLS reverse proxy."},
+      {.name = "require_tokens",
+       .type = Type::kBoolean,
+       .description = "Require a bearer token (`instrumeter-hub tokens add NAME`) for the API, "
+                      "the event stream and /metrics; /healthz and the dashboard's files stay "
+                      "public. Unset: required as soon as any token exists or `listen` is not a "
+                      "loopback address (docs/security.md)."},
+      {.name = "tls_cert_file",
+       .type = Type::kString,
+       .default_value = std::string(""),
+       .description = "Serve HTTPS (TLS 1.2 or newer) with this certificate chain (PEM). Empty: "
+                      "plain HTTP."},
+      {.name = "tls_key_file",
+       .type = Type::kString,
+       .default_value = std::string(""),
+       .description = "The private key of tls_cert_file (PEM). The hub refuses to start when group "
+                      "or others can read it."},
       {.name = "web_root",
        .type = Type::kString,
        .default_value = std::string(""),
@@ -224,6 +283,20 @@ Result<HubConfig> Build(const toml::table& table, const std::string& source) {
   if (config.mqtt.client_id.empty()) return mqtt->Error("client_id", "must not be empty");
   if (config.mqtt.reconnect_max_ms < config.mqtt.reconnect_min_ms)
     return mqtt->Error("reconnect_max_ms", "must not be less than reconnect_min_ms");
+  config.mqtt.ca_file = mqtt->String("ca_file");
+  config.mqtt.cert_file = mqtt->String("cert_file");
+  config.mqtt.key_file = mqtt->String("key_file");
+  const bool tls = config.mqtt.broker.rfind("ssl://", 0) == 0;
+  if (tls && config.mqtt.ca_file.empty())
+    return mqtt->Error("broker", "an ssl:// broker needs ca_file to verify it");
+  if (!tls)
+    for (const char* key : {"ca_file", "cert_file", "key_file"})
+      if (mqtt->Has(key))
+        return mqtt->Error(
+            key, "TLS files need an ssl:// broker; '" + config.mqtt.broker + "' would not encrypt");
+  if (config.mqtt.cert_file.empty() != config.mqtt.key_file.empty())
+    return mqtt->Error(config.mqtt.cert_file.empty() ? "cert_file" : "key_file",
+                       "cert_file and key_file go together");
 
   Result<Section> store = Section::Make(*root->Table("store"), StoreSchema(), source + " [store]");
   if (!store.ok()) return store.status();
@@ -260,6 +333,12 @@ Result<HubConfig> Build(const toml::table& table, const std::string& source) {
   h.server.stream_heartbeat_ms = http->Integer("stream_heartbeat_ms");
   h.server.max_body_bytes = static_cast<size_t>(http->Integer("max_body_bytes"));
   h.registry_refresh_ms = http->Integer("registry_refresh_ms");
+  if (http->Has("require_tokens")) h.require_tokens = http->Boolean("require_tokens");
+  h.server.tls_cert_file = http->String("tls_cert_file");
+  h.server.tls_key_file = http->String("tls_key_file");
+  if (h.server.tls_cert_file.empty() != h.server.tls_key_file.empty())
+    return http->Error(h.server.tls_cert_file.empty() ? "tls_cert_file" : "tls_key_file",
+                       "tls_cert_file and tls_key_file go together");
   const size_t colon = h.server.listen.rfind(':');
   if (colon == std::string::npos || colon + 1 == h.server.listen.size() ||
       h.server.listen.find_first_not_of("0123456789", colon + 1) != std::string::npos ||
@@ -271,6 +350,15 @@ Result<HubConfig> Build(const toml::table& table, const std::string& source) {
       ParseBillingSection(root->Table("billing"), source + " [billing]");
   if (!billing.ok()) return billing.status();
   config.billing = *billing;
+
+  const toml::table* security_table = root->Table("security");
+  Result<Section> security = Section::Make(security_table != nullptr ? *security_table : empty,
+                                           SecuritySchema(), source + " [security]");
+  if (!security.ok()) return security.status();
+  if (security->Has("require_signatures"))
+    in.require_signatures = security->Boolean("require_signatures");
+  in.key_reload_ms = security->Integer("key_reload_ms");
+  config.security.ca_dir = security->String("ca_dir");
   return config;
 }
 
@@ -314,6 +402,7 @@ std::string HubConfigReference() {
   out += "\n## [http]\n\n" + config::SchemaMarkdown(HttpSchema());
   out += "\n## [billing]\n\nSee [billing.md](billing.md) for what the rules mean.\n\n" +
          config::SchemaMarkdown(BillingSchema());
+  out += "\n## [security]\n\n" + config::SchemaMarkdown(SecuritySchema());
   return out;
 }
 

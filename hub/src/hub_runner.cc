@@ -17,6 +17,7 @@
 #include "hub/live_http.h"
 #include "hub/sqlite_store.h"
 #include "mqtt_downlink.h"
+#include "protocol/chain.h"
 #include "protocol/topics.h"
 
 namespace instrumeter::hub {
@@ -151,11 +152,15 @@ class HubLoop {
     const HubMetrics::Rejected& r = metrics_->rejected;
     spdlog::info(
         "hub: {:.1f} events/s stored, rejected {} (malformed {}, unknown device {}, topic "
-        "mismatch {}, conflicting duplicate {}), {} devices online, {}",
+        "mismatch {}, conflicting duplicate {}, bad signature {}, broken chain {}, revoked {}, "
+        "unenrolled {}), {} signatures verified, {} devices online, {}",
         static_cast<double>(stored - last_summary_events_) / seconds,
-        r.malformed + r.unknown_device + r.topic_mismatch + r.conflicting_duplicate,
+        r.malformed + r.unknown_device + r.topic_mismatch + r.conflicting_duplicate +
+            r.bad_signature + r.broken_chain + r.revoked + r.unenrolled,
         r.malformed.load(), r.unknown_device.load(), r.topic_mismatch.load(),
-        r.conflicting_duplicate.load(), ingestor_->DevicesOnline(),
+        r.conflicting_duplicate.load(), r.bad_signature.load(), r.broken_chain.load(),
+        r.revoked.load(), r.unenrolled.load(), metrics_->signatures_verified.load(),
+        ingestor_->DevicesOnline(),
         ingestor_->healthy() ? std::string("healthy")
                              : "UNHEALTHY: " + ingestor_->last_error().ToString());
     last_summary_events_ = stored;
@@ -191,6 +196,13 @@ Status RunHub(const HubConfig& config) {
   link_options.keepalive_s = config.mqtt.keepalive_s;
   link_options.subscriptions = {protocol::AllDevices(protocol::Channel::kUp),
                                 protocol::AllDevices(protocol::Channel::kStatus)};
+  if (!config.mqtt.ca_file.empty()) {
+    if (!config.mqtt.key_file.empty())
+      INSTRUMETER_RETURN_IF_ERROR(
+          protocol::CheckPrivateKeyFile(config.mqtt.key_file).WithContext("[mqtt] key_file"));
+    link_options.tls =
+        MqttLink::Tls{config.mqtt.ca_file, config.mqtt.cert_file, config.mqtt.key_file};
+  }
   Result<std::unique_ptr<MqttLink>> link = MqttLink::Create(link_options);
   if (!link.ok()) return link.status();
 

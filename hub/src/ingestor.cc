@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <deque>
 
@@ -106,8 +107,98 @@ Result<std::unique_ptr<Ingestor>> Ingestor::Create(Store* store, Downlink* downl
     const std::string id = state.record.device_id;
     ingestor->devices_.emplace(id, std::move(state));
   }
-  spdlog::info("ingest: {} devices loaded", ingestor->devices_.size());
+  INSTRUMETER_RETURN_IF_ERROR(ingestor->BackfillLinks().WithContext("computing chain links"));
+  INSTRUMETER_RETURN_IF_ERROR(ingestor->ReloadKeys().WithContext("loading device keys"));
+  spdlog::info("ingest: {} devices loaded, {} with an enrolled key", ingestor->devices_.size(),
+               ingestor->keys_.size());
+  if (!ingestor->SignaturesRequired())
+    spdlog::warn(
+        "ingest: DEVELOPMENT MODE: devices without an enrolled key are accepted unsigned; their "
+        "hours are never billable ([security] require_signatures, docs/security.md)");
   return ingestor;
+}
+
+bool Ingestor::SignaturesRequired() const {
+  return options_.require_signatures.value_or(!keys_.empty());
+}
+
+Status Ingestor::BackfillLinks() {
+  constexpr uint64_t kChunk = 10'000;
+  for (auto& [device_id, state] : devices_) {
+    DeviceRecord& record = state.record;
+    if (record.contiguous_seq == 0 || !record.chain.link.empty()) continue;
+    Batch batch;
+    DeviceBatch& device = batch.devices.emplace_back();
+    std::string link = protocol::ChainGenesis(device_id);
+    for (uint64_t from = 1; from <= record.contiguous_seq; from += kChunk) {
+      const uint64_t to = std::min(record.contiguous_seq, from + kChunk - 1);
+      Result<std::vector<EventRow>> rows = store_->ReadEvents(device_id, from, to);
+      if (!rows.ok()) return rows.status().WithContext("device '" + device_id + "'");
+      if (rows->size() != to - from + 1)
+        return Status::Corruption("device '" + device_id + "': events " + std::to_string(from) +
+                                  ".." + std::to_string(to) +
+                                  " are counted as stored but some are missing");
+      for (const EventRow& row : *rows) {
+        link = protocol::ChainNext(link, row.body);
+        device.link_updates.emplace_back(row.seq, link);
+      }
+    }
+    device.record = record;
+    device.record.chain.link = link;
+    INSTRUMETER_RETURN_IF_ERROR(store_->CommitBatch(batch));
+    record.chain.link = std::move(link);
+    spdlog::info(
+        "ingest: device '{}': computed the chain links of {} events stored before signed "
+        "telemetry",
+        device_id, record.contiguous_seq);
+  }
+  return Status::Ok();
+}
+
+Status Ingestor::ReloadKeys() {
+  Result<std::vector<DeviceKey>> rows = store_->ListDeviceKeys();
+  if (!rows.ok()) return rows.status();
+  const bool keys_loaded_before = keys_loaded_mono_ms_.has_value();
+  std::unordered_map<std::string, KeyEntry> keys;
+  for (const DeviceKey& row : *rows) {
+    KeyEntry& entry = keys[row.device_id];
+    if (row.revoked_unix_ms.has_value()) continue;
+    Result<protocol::VerifyingKey> key = protocol::VerifyingKey::FromRaw(row.public_key);
+    if (!key.ok()) {
+      // Refused like a revoked device: better no telemetry than unverifiable telemetry.
+      log_->Log(spdlog::level::err, "key",
+                "ingest: device '" + row.device_id + "': enrolled key " +
+                    std::to_string(row.key_id) + " is unusable: " + key.status().message());
+      continue;
+    }
+    entry.active = std::move(*key);
+    entry.active_key_id = row.key_id;
+    entry.chain_reset_requested_unix_ms = row.chain_reset_requested_unix_ms;
+  }
+  const int64_t now = clock_->MonotonicMs();
+  for (auto& [device_id, state] : devices_) {
+    const auto before = keys_.find(device_id);
+    const auto after = keys.find(device_id);
+    const int64_t before_id = before == keys_.end() ? 0 : before->second.active_key_id;
+    const int64_t after_id = after == keys.end() ? 0 : after->second.active_key_id;
+    // Held signatures were verified with the old key; a revoked key vouches for nothing more.
+    if (before_id != after_id) state.held.clear();
+    if (after == keys.end() || after->second.chain_reset_requested_unix_ms <= 0 ||
+        after->second.chain_reset_requested_unix_ms <= state.record.chain.reset_unix_ms)
+      continue;
+    if (pending_.empty()) batch_started_mono_ms_ = now;
+    pending_[device_id].chain_reset_unix_ms = after->second.chain_reset_requested_unix_ms;
+  }
+  const bool required_before = SignaturesRequired();
+  keys_ = std::move(keys);
+  keys_loaded_mono_ms_ = now;
+  if (SignaturesRequired() != required_before && keys_loaded_before)
+    spdlog::warn(SignaturesRequired()
+                     ? "ingest: a device is enrolled: from now on devices without an enrolled "
+                       "key are refused (development mode ends)"
+                     : "ingest: no device is enrolled any more: DEVELOPMENT MODE, devices without "
+                       "a key are accepted unsigned and never billable");
+  return Status::Ok();
 }
 
 Status Ingestor::last_error() const {
@@ -196,6 +287,17 @@ void Ingestor::HandleUp(const std::string& device_id, std::string_view payload,
                   "' (register it with `instrumeter-hub instruments add`)");
     return;
   }
+  for (const v1::Event& event : env.events) {
+    Status plausible = protocol::CheckPlausibleTime(event, received_unix_ms);
+    if (plausible.ok()) continue;
+    ++metrics_->rejected.malformed;
+    log_->Log(spdlog::level::warn, "malformed",
+              "ingest: device '" + device_id +
+                  "': dropped an envelope with an absurd time: " + plausible.message());
+    return;
+  }
+  std::optional<v1::Signature> signature;
+  if (!CheckSignature(device_id, env, &signature)) return;
 
   const auto known = devices_.find(device_id);
   const DeviceState* state = known == devices_.end() ? nullptr : &known->second;
@@ -228,11 +330,98 @@ void Ingestor::HandleUp(const std::string& device_id, std::string_view payload,
       metrics_->events_deferred += env.events.size() - i;
       break;
     }
-    pending.events.emplace(seq, PendingEvent{env.events[i], env.event_bytes[i], received_unix_ms});
+    const v1::Event& event = env.events[i];
+    // Only a fresh heartbeat (nothing else waiting in the agent's outbox) tells the agent's
+    // clock from the hub's; a backlog is old by nature.
+    if (event.has_heartbeat() && event.heartbeat().outbox_depth() <= 1 &&
+        std::abs(received_unix_ms - event.at().wall_unix_ms()) > options_.clock_skew_warn_ms) {
+      ++metrics_->clock_skew_heartbeats;
+      log_->Log(spdlog::level::warn, "clock_skew",
+                "ingest: device '" + device_id + "': clock skew: its wall clock is " +
+                    std::to_string((event.at().wall_unix_ms() - received_unix_ms) / 1000) +
+                    " s off the hub's (events kept; hours are measured on its monotonic clock)");
+    }
+    pending.events.emplace(seq, PendingEvent{event, env.event_bytes[i], received_unix_ms});
     ++pending_events_;
   }
+  if (signature.has_value()) pending.signatures[signature->through_sequence()] = *signature;
   if (!conflicts.empty()) RaiseConflict(device_id, conflicts);
   if (!stored_duplicates.empty()) CheckStoredDuplicates(device_id, env, stored_duplicates);
+}
+
+bool Ingestor::CheckSignature(const std::string& device_id, const protocol::DecodedEnvelope& env,
+                              std::optional<v1::Signature>* signature) {
+  const auto found = keys_.find(device_id);
+  if (found == keys_.end()) {
+    if (!SignaturesRequired()) return true;  // development mode: stored, never billable
+    ++metrics_->rejected.unenrolled;
+    log_->Log(spdlog::level::warn, "unenrolled",
+              "ingest: dropped an envelope of device '" + device_id +
+                  "', which has no enrolled signing key (`instrumeter-hub devices enroll`)");
+    return false;
+  }
+  if (!found->second.active.has_value()) {
+    ++metrics_->rejected.revoked;
+    log_->Log(spdlog::level::warn, "revoked",
+              "ingest: dropped an envelope of device '" + device_id + "', whose key is revoked");
+    return false;
+  }
+  if (!env.envelope.has_signature()) return true;
+  const v1::Signature& sig = env.envelope.signature();
+  const uint64_t last = env.envelope.first_sequence() + env.events.size() - 1;
+  Status st = sig.through_sequence() == last
+                  ? found->second.active->VerifyHead(device_id, sig)
+                  : Status::InvalidArgument(
+                        "signature covers sequence " + std::to_string(sig.through_sequence()) +
+                        ", not the envelope's last event " + std::to_string(last));
+  if (st.code() == Status::Code::kInvalidArgument) {
+    ++metrics_->rejected.malformed;
+    log_->Log(spdlog::level::warn, "malformed",
+              "ingest: device '" + device_id + "': dropped an envelope with a malformed " +
+                  "signature: " + st.message());
+    return false;
+  }
+  if (st.ok()) st = CheckEnvelopeChain(device_id, env);
+  if (!st.ok()) {
+    ++metrics_->rejected.bad_signature;
+    log_->Log(spdlog::level::warn, "bad_signature",
+              "ingest: device '" + device_id + "': dropped events " +
+                  std::to_string(env.envelope.first_sequence()) + ".." + std::to_string(last) +
+                  ": " + st.message());
+    return false;
+  }
+  *signature = sig;
+  return true;
+}
+
+Status Ingestor::CheckEnvelopeChain(const std::string& device_id,
+                                    const protocol::DecodedEnvelope& env) {
+  // Only over a proven prefix: there a mismatch can only be the envelope's fault. Over an
+  // unproven one (events stored unsigned since the last verified signature) the fault may be
+  // the hub's copy, so the events are stored and the comparison at through_sequence decides
+  // (a broken chain, protocol/README.md "Signing").
+  const uint64_t before = env.envelope.first_sequence() - 1;
+  std::string link;
+  if (before == 0) {
+    link = protocol::ChainGenesis(device_id);
+  } else {
+    const auto it = devices_.find(device_id);
+    if (it == devices_.end()) return Status::Ok();
+    const ChainState& chain = it->second.record.chain;
+    if (chain.broken_from != 0 || before > chain.signed_through) return Status::Ok();
+    if (before == it->second.record.contiguous_seq) {
+      link = chain.link;
+    } else {
+      Result<std::vector<EventRow>> row = store_->ReadEvents(device_id, before, before);
+      if (!row.ok() || row->empty() || row->front().link.empty()) return Status::Ok();
+      link = row->front().link;
+    }
+  }
+  for (const std::string& bytes : env.event_bytes) link = protocol::ChainNext(link, bytes);
+  if (link == env.envelope.signature().chain_head()) return Status::Ok();
+  return Status::FailedPrecondition(
+      "its events do not hash to the chain head its signature covers (altered in transit or "
+      "forged), over a prefix the device's earlier signature proved");
 }
 
 void Ingestor::CheckStoredDuplicates(const std::string& device_id,
@@ -311,6 +500,15 @@ int64_t Ingestor::MsUntilDue() const {
 }
 
 void Ingestor::Poll() {
+  const int64_t now = clock_->MonotonicMs();
+  if (!keys_loaded_mono_ms_.has_value() || now - *keys_loaded_mono_ms_ >= options_.key_reload_ms) {
+    Status st = ReloadKeys();
+    if (!st.ok())
+      log_->Log(
+          spdlog::level::err, "key",
+          "ingest: cannot reload device keys (the previous ones stay in force): " + st.ToString());
+    keys_loaded_mono_ms_ = now;
+  }
   if (MsUntilDue() == 0) (void)Commit();
 }
 
@@ -328,44 +526,70 @@ Status Ingestor::PrepareDevice(const std::string& device_id, const PendingDevice
   }
   DeviceState& state = prepared->state;
   DeviceRecord& record = state.record;
+  if (pending.chain_reset_unix_ms.has_value())
+    INSTRUMETER_RETURN_IF_ERROR(
+        ResetChain(device_id, *pending.chain_reset_unix_ms, &state, prepared, batch));
 
-  for (const auto& [seq, event] : pending.events) {
-    batch->events.push_back(MakeEventRow(event.event, event.bytes, event.received_unix_ms));
-    AddToRanges(&state.above, seq);
-  }
+  for (const auto& [seq, event] : pending.events) AddToRanges(&state.above, seq);
   record.events_stored += pending.events.size();
 
-  // Events become derivable once every lower sequence is stored.
+  // Events become derivable, and chainable, once every lower sequence is stored.
   const uint64_t old_contiguous = record.contiguous_seq;
+  const std::string old_link =
+      record.chain.link.empty() ? protocol::ChainGenesis(device_id) : record.chain.link;
   while (!state.above.empty() && state.above.begin()->first == record.contiguous_seq + 1) {
     record.contiguous_seq = state.above.begin()->second;
     state.above.erase(state.above.begin());
   }
-  std::map<uint64_t, const v1::Event*> derivable;
+  struct Derivable {
+    const v1::Event* event;
+    const std::string* bytes;
+  };
+  std::map<uint64_t, Derivable> derivable;
   for (auto it = pending.events.upper_bound(old_contiguous);
        it != pending.events.end() && it->first <= record.contiguous_seq; ++it)
-    derivable.emplace(it->first, &it->second.event);
+    derivable.emplace(it->first, Derivable{&it->second.event, &it->second.bytes});
+  std::vector<EventRow> stored;
   std::deque<v1::Event> fetched;  // a deque keeps the pointers above valid as it grows
   if (derivable.size() < record.contiguous_seq - old_contiguous) {
     // The batch filled a gap: the events after it arrived earlier and are in the store.
-    Result<std::vector<EventRow>> stored =
+    Result<std::vector<EventRow>> rows =
         store_->ReadEvents(device_id, old_contiguous + 1, record.contiguous_seq);
-    if (!stored.ok()) return stored.status().WithContext("device '" + device_id + "'");
-    for (const EventRow& row : *stored) {
+    if (!rows.ok()) return rows.status().WithContext("device '" + device_id + "'");
+    stored = std::move(*rows);
+    for (const EventRow& row : stored) {
       v1::Event& event = fetched.emplace_back();
       if (!event.ParseFromString(row.body))
         return Status::Corruption("device '" + device_id + "' seq " + std::to_string(row.seq) +
                                   ": stored event does not parse");
-      derivable.emplace(row.seq, &event);
+      derivable.emplace(row.seq, Derivable{&event, &row.body});
     }
     if (derivable.size() != record.contiguous_seq - old_contiguous)
       return Status::Internal(
           "device '" + device_id + "': events " + std::to_string(old_contiguous + 1) + ".." +
           std::to_string(record.contiguous_seq) + " are counted as stored but some are missing");
   }
+  std::map<uint64_t, std::string> new_links;
+  std::string link = old_link;
+  for (const auto& [seq, d] : derivable) {
+    link = protocol::ChainNext(link, *d.bytes);
+    new_links.emplace(seq, link);
+  }
+  if (!derivable.empty()) record.chain.link = link;
+  for (const auto& [seq, event] : pending.events) {
+    EventRow& row =
+        batch->events.emplace_back(MakeEventRow(event.event, event.bytes, event.received_unix_ms));
+    if (auto l = new_links.find(seq); l != new_links.end()) row.link = l->second;
+  }
+  for (const EventRow& row : stored) batch->link_updates.emplace_back(row.seq, new_links[row.seq]);
+
   IntervalChanges changes;
-  for (const auto& [seq, event] : derivable) ApplyEvent(*event, &record.derivation, &changes);
+  for (const auto& [seq, d] : derivable) ApplyEvent(*d.event, &record.derivation, &changes);
   batch->intervals = changes.rows();
+
+  for (const auto& [seq, signature] : pending.signatures) state.held[seq] = signature;
+  INSTRUMETER_RETURN_IF_ERROR(
+      CheckHeldSignatures(device_id, old_contiguous, old_link, new_links, &state, prepared));
 
   std::map<uint64_t, const v1::Event*> new_events;
   for (const auto& [seq, event] : pending.events) new_events.emplace(seq, &event.event);
@@ -384,6 +608,113 @@ Status Ingestor::PrepareDevice(const std::string& device_id, const PendingDevice
       break;
     }
   }
+  return Status::Ok();
+}
+
+Status Ingestor::CheckHeldSignatures(const std::string& device_id, uint64_t old_contiguous,
+                                     const std::string& old_link,
+                                     const std::map<uint64_t, std::string>& new_links,
+                                     DeviceState* state, Prepared* prepared) {
+  ChainState& chain = state->record.chain;
+  const uint64_t contiguous = state->record.contiguous_seq;
+  std::map<uint64_t, v1::Signature> waiting;
+  for (auto& [seq, signature] : state->held) {
+    if (seq > contiguous) {
+      waiting.emplace(seq, std::move(signature));
+      continue;
+    }
+    const std::string& head = signature.chain_head();
+    if (chain.broken_from != 0) {
+      // Nothing is proven past a break, but the device's latest head is where a reset can
+      // re-anchor its chain.
+      if (seq > chain.head_seq) {
+        chain.head_seq = seq;
+        chain.head = head;
+        chain.signature = signature.SerializeAsString();
+      }
+      continue;
+    }
+    if (seq <= chain.signed_through) continue;  // a resend or a replay: already covered
+    std::string link;
+    if (auto it = new_links.find(seq); it != new_links.end()) {
+      link = it->second;
+    } else if (seq == old_contiguous) {
+      link = old_link;
+    } else {
+      Result<std::vector<EventRow>> row = store_->ReadEvents(device_id, seq, seq);
+      if (!row.ok()) return row.status().WithContext("device '" + device_id + "'");
+      if (row->empty() || row->front().link.empty())
+        return Status::Internal("device '" + device_id + "' seq " + std::to_string(seq) +
+                                " is stored without its chain link");
+      link = row->front().link;
+    }
+    chain.head_seq = seq;
+    chain.head = head;
+    chain.signature = signature.SerializeAsString();
+    if (link == head) {
+      chain.signed_through = seq;
+      ++prepared->signatures_verified;
+      continue;
+    }
+    chain.broken_from = chain.signed_through + 1;
+    ++prepared->chains_broken;
+    prepared->alarms.push_back(
+        "SECURITY ALARM: device '" + device_id +
+        "': broken chain: its verified signature over "
+        "sequence " +
+        std::to_string(seq) +
+        " names another chain head than the events the hub "
+        "stored; nothing from sequence " +
+        std::to_string(chain.broken_from) +
+        " on is billable until an operator investigates and runs `instrumeter-hub devices "
+        "chain-reset " +
+        device_id + "` (docs/security.md)");
+  }
+  while (waiting.size() > options_.max_held_signatures) {
+    waiting.erase(waiting.begin());
+    ++prepared->signatures_dropped;
+  }
+  state->held = std::move(waiting);
+  return Status::Ok();
+}
+
+Status Ingestor::ResetChain(const std::string& device_id, int64_t requested_unix_ms,
+                            DeviceState* state, Prepared* prepared, DeviceBatch* batch) {
+  DeviceRecord& record = state->record;
+  ChainState& chain = record.chain;
+  chain.reset_unix_ms = requested_unix_ms;
+  if (chain.broken_from == 0) {
+    prepared->notes.push_back("ingest: device '" + device_id +
+                              "': chain reset requested, but its chain is intact: nothing to do");
+    return Status::Ok();
+  }
+  // The device's own signature vouches for its head at head_seq; the events the hub holds
+  // between the break and it stay unproven, and the chain continues from the device's head.
+  const uint64_t anchor = chain.head_seq;
+  std::string link = chain.head;
+  batch->link_updates.emplace_back(anchor, link);
+  if (anchor < record.contiguous_seq) {
+    Result<std::vector<EventRow>> rows =
+        store_->ReadEvents(device_id, anchor + 1, record.contiguous_seq);
+    if (!rows.ok()) return rows.status().WithContext("device '" + device_id + "'");
+    if (rows->size() != record.contiguous_seq - anchor)
+      return Status::Internal("device '" + device_id + "': events after " + std::to_string(anchor) +
+                              " are counted as stored but missing");
+    for (const EventRow& row : *rows) {
+      link = protocol::ChainNext(link, row.body);
+      batch->link_updates.emplace_back(row.seq, link);
+    }
+  }
+  batch->unproven = SeqRange{chain.broken_from, anchor};
+  prepared->notes.push_back("ingest: device '" + device_id +
+                            "': chain reset by an operator: " + "sequences " +
+                            std::to_string(chain.broken_from) + ".." + std::to_string(anchor) +
+                            " stay unproven (never billable); the chain continues from the "
+                            "device's signed head at " +
+                            std::to_string(anchor));
+  chain.link = std::move(link);
+  chain.signed_through = anchor;
+  chain.broken_from = 0;
   return Status::Ok();
 }
 
@@ -441,7 +772,15 @@ Status Ingestor::Commit() {
 #ifdef INSTRUMETER_FAULT_HOOKS
   if (crash_after_commit_ > 0 && ++commits_ == crash_after_commit_) _exit(137);
 #endif
-  for (Prepared& p : prepared) devices_[p.device_id] = std::move(p.state);
+  for (Prepared& p : prepared) {
+    metrics_->signatures_verified += p.signatures_verified;
+    metrics_->signatures_dropped += p.signatures_dropped;
+    metrics_->rejected.broken_chain += p.chains_broken;
+    // Never rate-limited: each line is a possible forgery.
+    for (const std::string& alarm : p.alarms) spdlog::error("{}", alarm);
+    for (const std::string& note : p.notes) spdlog::info("{}", note);
+    devices_[p.device_id] = std::move(p.state);
+  }
   SendDownlinks(prepared);
   if (observer_ != nullptr) NotifyObserver(&prepared, batch);
   return Status::Ok();

@@ -116,6 +116,24 @@ class FailingStore : public Store {
   Result<std::vector<LedgerEntry>> ReadLatestLedgerEntries(int64_t from, int64_t to) override {
     return inner_->ReadLatestLedgerEntries(from, to);
   }
+  Status AddDeviceKey(DeviceKey* key) override { return inner_->AddDeviceKey(key); }
+  Result<std::vector<DeviceKey>> ListDeviceKeys() override { return inner_->ListDeviceKeys(); }
+  Status RevokeDeviceKey(const std::string& id, int64_t now) override {
+    return inner_->RevokeDeviceKey(id, now);
+  }
+  Status RequestChainReset(const std::string& id, int64_t now) override {
+    return inner_->RequestChainReset(id, now);
+  }
+  Result<std::vector<Billability>> ReadBillability() override { return inner_->ReadBillability(); }
+  Status AddApiToken(const ApiToken& token) override { return inner_->AddApiToken(token); }
+  Result<std::vector<ApiToken>> ListApiTokens() override { return inner_->ListApiTokens(); }
+  Status RevokeApiToken(const std::string& name, int64_t now) override {
+    return inner_->RevokeApiToken(name, now);
+  }
+  Result<std::optional<std::string>> FindApiToken(const std::string& sha256) override {
+    return inner_->FindApiToken(sha256);
+  }
+  Result<bool> HasApiTokens() override { return inner_->HasApiTokens(); }
 
  private:
   Store* inner_;

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "api_auth.h"
 #include "hub/sqlite_store.h"
 
 namespace instrumeter::hub {
@@ -74,6 +75,8 @@ Result<std::unique_ptr<LiveHttp>> LiveHttp::Start(const HttpOptions& http,
                        .clock = &p->clock,
                        .web_root = http.web_root.empty() ? DefaultWebRoot() : http.web_root});
   p->api->AddRoutes(&p->router);
+  p->router.SetAuthorizer(
+      MakeTokenAuthorizer(p->store.get(), http.require_tokens, http.server.listen));
   Result<std::unique_ptr<HttpServer>> server =
       HttpServer::Start(http.server, &p->router, &p->stats);
   if (!server.ok()) return server.status();

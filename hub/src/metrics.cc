@@ -50,15 +50,30 @@ std::string RenderPrometheus(const HubMetrics& m, const HttpServerStats& http,
   e.Counter("instrumeter_hub_events_stored_total", "Events committed to the database.",
             m.events_stored);
   e.Header("instrumeter_hub_events_rejected_total", "counter",
-           "Messages or events rejected, by reason (conflicting_duplicate is a security alarm).");
+           "Messages or events rejected, by reason (conflicting_duplicate and broken_chain are "
+           "security alarms; docs/security.md).");
   const std::pair<const char*, uint64_t> rejected[] = {
       {"malformed", m.rejected.malformed},
       {"unknown_device", m.rejected.unknown_device},
       {"topic_mismatch", m.rejected.topic_mismatch},
-      {"conflicting_duplicate", m.rejected.conflicting_duplicate}};
+      {"conflicting_duplicate", m.rejected.conflicting_duplicate},
+      {"bad_signature", m.rejected.bad_signature},
+      {"broken_chain", m.rejected.broken_chain},
+      {"revoked", m.rejected.revoked},
+      {"unenrolled", m.rejected.unenrolled}};
   for (const auto& [reason, value] : rejected)
     e.Sample("instrumeter_hub_events_rejected_total", static_cast<double>(value),
              std::string("reason=\"") + reason + "\"");
+  e.Counter("instrumeter_hub_signatures_verified_total",
+            "Device signatures whose chain head matched the hub's own chain.",
+            m.signatures_verified);
+  e.Counter(
+      "instrumeter_hub_signatures_dropped_total",
+      "Verified signatures dropped while waiting for a gap to fill (a later one covers them).",
+      m.signatures_dropped);
+  e.Counter("instrumeter_hub_clock_skew_heartbeats_total",
+            "Fresh heartbeats whose wall clock was off the hub's by more than clock_skew_warn_ms.",
+            m.clock_skew_heartbeats);
   e.Counter("instrumeter_hub_duplicates_total",
             "Events received again with the same bytes (dropped, acknowledged again).",
             m.duplicates);

@@ -159,24 +159,32 @@ TEST_F(SqliteBillingTest, RuleOverridesChangeOnlyTheFieldsAnImportCarries) {
   EXPECT_TRUE(all->empty());
 }
 
-TEST_F(SqliteBillingTest, AVersionOneDatabaseIsMigrated) {
+TEST_F(SqliteBillingTest, AVersionOneDatabaseIsMigratedToTheLatest) {
   Deliver(testing::Start(1, kIdle, Point(0, 0)), kWall + 5);
   store_.reset();
   ingestor_.reset();
   {
-    // Back to what a hub of schema version 1 left: no billing tables.
+    // Back to what a hub of schema version 1 left: no billing tables (version 2), no signed
+    // telemetry (version 3).
     Result<std::unique_ptr<SqliteDb>> db = SqliteDb::Open(path_, {});
     ASSERT_TRUE(db.ok());
-    ASSERT_TRUE((*db)
-                    ->Exec("DROP TABLE billing_rules; DROP TABLE bookings; "
-                           "DROP TABLE billing_dirty; DROP TABLE device_hours; "
-                           "DROP INDEX events_session_marks; DROP TABLE unbooked_progress; "
-                           "DROP TABLE ledger; DROP TABLE ledger_head; PRAGMA user_version = 1")
-                    .ok());
+    Status reverted = (*db)->Exec(
+        "DROP TABLE billing_rules; DROP TABLE bookings; DROP TABLE billing_dirty; "
+        "DROP TABLE device_hours; DROP INDEX events_session_marks; DROP TABLE unbooked_progress; "
+        "DROP TABLE ledger; DROP TABLE ledger_head; "
+        "DROP TABLE device_keys; DROP TABLE unproven_ranges; DROP TABLE api_tokens; "
+        "ALTER TABLE events DROP COLUMN link; ALTER TABLE devices DROP COLUMN chain_link; "
+        "ALTER TABLE devices DROP COLUMN signed_through; "
+        "ALTER TABLE devices DROP COLUMN chain_broken_from; "
+        "ALTER TABLE devices DROP COLUMN chain_head_seq; "
+        "ALTER TABLE devices DROP COLUMN chain_head; "
+        "ALTER TABLE devices DROP COLUMN chain_signature; "
+        "ALTER TABLE devices DROP COLUMN chain_reset_unix_ms; PRAGMA user_version = 1");
+    ASSERT_TRUE(reverted.ok()) << reverted.ToString();
   }
   Result<std::unique_ptr<Store>> store = OpenSqliteStore({.path = path_});
   ASSERT_TRUE(store.ok()) << store.status().ToString();
-  EXPECT_EQ(SqliteSchemaVersion(), 2);
+  EXPECT_EQ(SqliteSchemaVersion(), 3);
   Result<LedgerHead> head = (*store)->ReadLedgerHead();
   ASSERT_TRUE(head.ok());
   EXPECT_EQ(head->entry_id, 0);

@@ -1,5 +1,6 @@
 #include "hub/sqlite_store.h"
 
+#include <algorithm>
 #include <array>
 #include <map>
 #include <utility>
@@ -12,7 +13,7 @@ namespace {
 
 // Migration N (0-based) takes the database from user_version N to N + 1. Append only: a
 // released migration is never edited.
-constexpr std::array<const char*, 2> kMigrations = {
+constexpr std::array<const char*, 3> kMigrations = {
     R"sql(
 CREATE TABLE instruments(
   instrument_id TEXT PRIMARY KEY,
@@ -89,6 +90,45 @@ CREATE TABLE intervals(
 CREATE INDEX intervals_by_start ON intervals(dev_key, start_wall_unix_ms);
 )sql",
     kBillingMigration,
+    // 3: signed telemetry (protocol/README.md, "Signing"; docs/security.md). Chain links of
+    // events stored before it are filled in by the ingestor at its next start.
+    R"sql(
+ALTER TABLE devices ADD COLUMN chain_link BLOB;
+ALTER TABLE devices ADD COLUMN signed_through INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN chain_broken_from INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN chain_head_seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN chain_head BLOB;
+ALTER TABLE devices ADD COLUMN chain_signature BLOB;
+ALTER TABLE devices ADD COLUMN chain_reset_unix_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE events ADD COLUMN link BLOB;
+CREATE TABLE device_keys(
+  key_id INTEGER PRIMARY KEY,
+  device_id TEXT NOT NULL,
+  public_key BLOB NOT NULL,
+  cert_serial TEXT NOT NULL,
+  enrolled_unix_ms INTEGER NOT NULL,
+  revoked_unix_ms INTEGER,
+  revoked_signed_through INTEGER NOT NULL DEFAULT 0,
+  chain_reset_requested_unix_ms INTEGER NOT NULL DEFAULT 0
+);
+-- At most one active key per device.
+CREATE UNIQUE INDEX device_keys_active ON device_keys(device_id) WHERE revoked_unix_ms IS NULL;
+-- Stretches of a broken chain that an operator reset left behind: never billable.
+CREATE TABLE unproven_ranges(
+  dev_key INTEGER NOT NULL,
+  from_seq INTEGER NOT NULL,
+  to_seq INTEGER NOT NULL,
+  resolved_unix_ms INTEGER NOT NULL,
+  PRIMARY KEY(dev_key, from_seq)
+);
+-- Bearer tokens of the HTTP API: only the SHA-256 of each token is kept.
+CREATE TABLE api_tokens(
+  name TEXT PRIMARY KEY,
+  sha256 BLOB NOT NULL UNIQUE,
+  created_unix_ms INTEGER NOT NULL,
+  revoked_unix_ms INTEGER
+);
+)sql",
 };
 
 constexpr char kIntervalColumns[] =
@@ -175,7 +215,9 @@ class SqliteStore : public Store {
                     "d.last_monotonic_ms, d.last_boot_id, d.last_powered_ms, d.last_in_use_ms, "
                     "d.live_state, d.state_since_wall_ms, d.online, d.status_since_unix_ms, "
                     "d.last_seen_unix_ms, d.agent_version, d.outbox_depth, d.counters_seq, "
-                    "d.powered_ms, d.in_use_ms, i.id, ") +
+                    "d.powered_ms, d.in_use_ms, d.chain_link, d.signed_through, "
+                    "d.chain_broken_from, d.chain_head_seq, d.chain_head, d.chain_reset_unix_ms, "
+                    "d.chain_signature, i.id, ") +
         kIntervalColumns +
         " FROM devices d LEFT JOIN intervals i ON i.id = d.open_interval_id ORDER BY d.dev_key");
     if (!s.ok()) return s.status();
@@ -213,8 +255,16 @@ class SqliteStore : public Store {
       live.counters_seq = static_cast<uint64_t>(s->Int(19));
       live.powered_ms = static_cast<uint64_t>(s->Int(20));
       live.in_use_ms = static_cast<uint64_t>(s->Int(21));
-      if (!s->IsNull(22)) {
-        Result<Interval> open = ReadInterval(*s, 23);
+      ChainState& chain = r.chain;
+      chain.link = s->IsNull(22) ? std::string() : s->Blob(22);
+      chain.signed_through = static_cast<uint64_t>(s->Int(23));
+      chain.broken_from = static_cast<uint64_t>(s->Int(24));
+      chain.head_seq = static_cast<uint64_t>(s->Int(25));
+      chain.head = s->IsNull(26) ? std::string() : s->Blob(26);
+      chain.reset_unix_ms = s->Int(27);
+      chain.signature = s->IsNull(28) ? std::string() : s->Blob(28);
+      if (!s->IsNull(29)) {
+        Result<Interval> open = ReadInterval(*s, 30);
         if (!open.ok()) return open.status().WithContext("device '" + r.device_id + "'");
         r.derivation.open_interval = *open;
       }
@@ -266,6 +316,7 @@ class SqliteStore : public Store {
       if (!s.IsNull(7)) e.in_use_ms = static_cast<uint64_t>(s.Int(7));
       e.body = s.Blob(8);
       e.received_unix_ms = s.Int(9);
+      if (!s.IsNull(10)) e.link = s.Blob(10);
       out.push_back(std::move(e));
     }
     read_events_->Reset();
@@ -294,6 +345,22 @@ class SqliteStore : public Store {
           return st.WithContext("commit batch: device '" + id + "' interval " +
                                 IntervalKindName(iv.kind) + " from seq " +
                                 std::to_string(iv.start_seq));
+      }
+      for (const auto& [seq, link] : dev.link_updates) {
+        update_link_->Reset();
+        Status st = update_link_->BindBlob(1, link).Bind(2, *key).Bind(3, I64(seq)).Run();
+        if (!st.ok())
+          return st.WithContext("commit batch: device '" + id + "' link of seq " +
+                                std::to_string(seq));
+      }
+      if (dev.unproven.has_value()) {
+        insert_unproven_->Reset();
+        Status st = insert_unproven_->Bind(1, *key)
+                        .Bind(2, I64(dev.unproven->first))
+                        .Bind(3, I64(dev.unproven->last))
+                        .Bind(4, dev.record.chain.reset_unix_ms)
+                        .Run();
+        if (!st.ok()) return st.WithContext("commit batch: device '" + id + "' unproven range");
       }
       Status st = UpdateDevice(*key, dev.record);
       if (!st.ok()) return st.WithContext("commit batch: device '" + id + "'");
@@ -402,6 +469,176 @@ class SqliteStore : public Store {
     return billing_->ReadLatestLedgerEntries(from_unix_ms, to_unix_ms);
   }
 
+  Status AddDeviceKey(DeviceKey* key) override {
+    Result<SqliteStatement> s = db_->Prepare(
+        "INSERT INTO device_keys(device_id, public_key, cert_serial, enrolled_unix_ms) "
+        "VALUES(?, ?, ?, ?)");
+    if (!s.ok()) return s.status();
+    Status st = s->Bind(1, key->device_id)
+                    .BindBlob(2, key->public_key)
+                    .Bind(3, key->cert_serial)
+                    .Bind(4, key->enrolled_unix_ms)
+                    .Run();
+    if (st.code() == Status::Code::kAlreadyExists)
+      return Status::AlreadyExists("device '" + key->device_id +
+                                   "' already has an active key (revoke it first)");
+    INSTRUMETER_RETURN_IF_ERROR(st);
+    key->key_id = db_->LastInsertRowId();
+    return Status::Ok();
+  }
+
+  Result<std::vector<DeviceKey>> ListDeviceKeys() override {
+    Result<SqliteStatement> s = db_->Prepare(
+        "SELECT key_id, device_id, public_key, cert_serial, enrolled_unix_ms, revoked_unix_ms, "
+        "revoked_signed_through, chain_reset_requested_unix_ms FROM device_keys "
+        "ORDER BY device_id, key_id");
+    if (!s.ok()) return s.status();
+    std::vector<DeviceKey> out;
+    while (true) {
+      Result<bool> row = s->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      DeviceKey k;
+      k.key_id = s->Int(0);
+      k.device_id = s->Text(1);
+      k.public_key = s->Blob(2);
+      k.cert_serial = s->Text(3);
+      k.enrolled_unix_ms = s->Int(4);
+      if (!s->IsNull(5)) k.revoked_unix_ms = s->Int(5);
+      k.revoked_signed_through = static_cast<uint64_t>(s->Int(6));
+      k.chain_reset_requested_unix_ms = s->Int(7);
+      out.push_back(std::move(k));
+    }
+    return out;
+  }
+
+  Status RevokeDeviceKey(const std::string& device_id, int64_t now_unix_ms) override {
+    Result<SqliteTransaction> tx = SqliteTransaction::Begin(db_.get());
+    if (!tx.ok()) return tx.status();
+    Result<SqliteStatement> s = db_->Prepare(
+        "UPDATE device_keys SET revoked_unix_ms = ?2, revoked_signed_through = "
+        "COALESCE((SELECT signed_through FROM devices WHERE device_id = ?1), 0) "
+        "WHERE device_id = ?1 AND revoked_unix_ms IS NULL");
+    if (!s.ok()) return s.status();
+    INSTRUMETER_RETURN_IF_ERROR(s->Bind(1, device_id).Bind(2, now_unix_ms).Run());
+    if (db_->Changes() == 0)
+      return Status::NotFound("device '" + device_id + "' has no active key to revoke");
+    return tx->Commit();
+  }
+
+  Status RequestChainReset(const std::string& device_id, int64_t now_unix_ms) override {
+    Result<SqliteStatement> s = db_->Prepare(
+        "UPDATE device_keys SET chain_reset_requested_unix_ms = ? "
+        "WHERE device_id = ? AND revoked_unix_ms IS NULL");
+    if (!s.ok()) return s.status();
+    INSTRUMETER_RETURN_IF_ERROR(s->Bind(1, now_unix_ms).Bind(2, device_id).Run());
+    if (db_->Changes() == 0)
+      return Status::NotFound("device '" + device_id + "' has no active key");
+    return Status::Ok();
+  }
+
+  Result<std::vector<Billability>> ReadBillability() override {
+    // Keys: whether the device was ever enrolled, whether it has an active key, and the cap of
+    // its most recently revoked key.
+    Result<SqliteStatement> s = db_->Prepare(
+        "SELECT d.dev_key, d.device_id, d.contiguous_seq, d.signed_through, d.chain_broken_from, "
+        "(SELECT COUNT(*) FROM device_keys k WHERE k.device_id = d.device_id), "
+        "(SELECT COUNT(*) FROM device_keys k WHERE k.device_id = d.device_id "
+        "  AND k.revoked_unix_ms IS NULL), "
+        "(SELECT k.revoked_signed_through FROM device_keys k WHERE k.device_id = d.device_id "
+        "  AND k.revoked_unix_ms IS NOT NULL ORDER BY k.revoked_unix_ms DESC, k.key_id DESC "
+        "  LIMIT 1) "
+        "FROM devices d ORDER BY d.device_id");
+    if (!s.ok()) return s.status();
+    std::vector<Billability> out;
+    std::map<int64_t, size_t> by_key;
+    while (true) {
+      Result<bool> row = s->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      Billability b;
+      b.device_id = s->Text(1);
+      b.contiguous_seq = static_cast<uint64_t>(s->Int(2));
+      b.signed_through = static_cast<uint64_t>(s->Int(3));
+      b.chain_broken_from = static_cast<uint64_t>(s->Int(4));
+      b.enrolled = s->Int(5) > 0;
+      b.revoked = b.enrolled && s->Int(6) == 0;
+      b.billable_through = b.signed_through;
+      if (b.chain_broken_from > 0)
+        b.billable_through = std::min(b.billable_through, b.chain_broken_from - 1);
+      if (b.revoked)
+        b.billable_through = std::min(b.billable_through, static_cast<uint64_t>(s->Int(7)));
+      by_key[s->Int(0)] = out.size();
+      out.push_back(std::move(b));
+    }
+    Result<SqliteStatement> ranges = db_->Prepare(
+        "SELECT dev_key, from_seq, to_seq FROM unproven_ranges ORDER BY dev_key, from_seq");
+    if (!ranges.ok()) return ranges.status();
+    while (true) {
+      Result<bool> row = ranges->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      auto it = by_key.find(ranges->Int(0));
+      if (it == by_key.end()) continue;
+      out[it->second].unproven.push_back(
+          {static_cast<uint64_t>(ranges->Int(1)), static_cast<uint64_t>(ranges->Int(2))});
+    }
+    return out;
+  }
+
+  Status AddApiToken(const ApiToken& token) override {
+    Result<SqliteStatement> s =
+        db_->Prepare("INSERT INTO api_tokens(name, sha256, created_unix_ms) VALUES(?, ?, ?)");
+    if (!s.ok()) return s.status();
+    Status st =
+        s->Bind(1, token.name).BindBlob(2, token.sha256).Bind(3, token.created_unix_ms).Run();
+    if (st.code() == Status::Code::kAlreadyExists)
+      return Status::AlreadyExists("a token named '" + token.name + "' exists already");
+    return st;
+  }
+
+  Result<std::vector<ApiToken>> ListApiTokens() override {
+    Result<SqliteStatement> s = db_->Prepare(
+        "SELECT name, sha256, created_unix_ms, revoked_unix_ms FROM api_tokens ORDER BY name");
+    if (!s.ok()) return s.status();
+    std::vector<ApiToken> out;
+    while (true) {
+      Result<bool> row = s->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      ApiToken t{s->Text(0), s->Blob(1), s->Int(2), std::nullopt};
+      if (!s->IsNull(3)) t.revoked_unix_ms = s->Int(3);
+      out.push_back(std::move(t));
+    }
+    return out;
+  }
+
+  Status RevokeApiToken(const std::string& name, int64_t now_unix_ms) override {
+    Result<SqliteStatement> s = db_->Prepare(
+        "UPDATE api_tokens SET revoked_unix_ms = ? WHERE name = ? AND revoked_unix_ms IS NULL");
+    if (!s.ok()) return s.status();
+    INSTRUMETER_RETURN_IF_ERROR(s->Bind(1, now_unix_ms).Bind(2, name).Run());
+    if (db_->Changes() == 0) return Status::NotFound("no active token named '" + name + "'");
+    return Status::Ok();
+  }
+
+  Result<std::optional<std::string>> FindApiToken(const std::string& sha256) override {
+    Result<SqliteStatement> s =
+        db_->Prepare("SELECT name FROM api_tokens WHERE sha256 = ? AND revoked_unix_ms IS NULL");
+    if (!s.ok()) return s.status();
+    s->BindBlob(1, sha256);
+    Result<bool> row = s->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return std::optional<std::string>();
+    return std::optional<std::string>(s->Text(0));
+  }
+
+  Result<bool> HasApiTokens() override {
+    Result<SqliteStatement> s = db_->Prepare("SELECT 1 FROM api_tokens LIMIT 1");
+    if (!s.ok()) return s.status();
+    return s->Step();
+  }
+
  private:
   Status Migrate() {
     Result<int64_t> version = UserVersion();
@@ -442,7 +679,11 @@ class SqliteStore : public Store {
     const Item items[] = {
         {&insert_event_,
          "INSERT INTO events(dev_key, seq, kind, state, boot_id, monotonic_ms, wall_unix_ms, "
-         "powered_ms, in_use_ms, body, received_unix_ms) VALUES(?,?,?,?,?,?,?,?,?,?,?)"},
+         "powered_ms, in_use_ms, body, received_unix_ms, link) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)"},
+        {&update_link_, "UPDATE events SET link = ? WHERE dev_key = ? AND seq = ?"},
+        {&insert_unproven_,
+         "INSERT OR REPLACE INTO unproven_ranges(dev_key, from_seq, to_seq, resolved_unix_ms) "
+         "VALUES(?, ?, ?, ?)"},
         {&upsert_interval_,
          "INSERT INTO intervals(dev_key, kind, state, boot_id, start_wall_unix_ms, duration_ms, "
          "start_seq, end_seq, start_powered_ms, end_powered_ms, start_in_use_ms, end_in_use_ms, "
@@ -461,11 +702,13 @@ class SqliteStore : public Store {
          "AND start_seq = ?12), "
          "live_state = ?13, state_since_wall_ms = ?14, online = ?15, status_since_unix_ms = ?16, "
          "last_seen_unix_ms = ?17, agent_version = ?18, outbox_depth = ?19, counters_seq = ?20, "
-         "powered_ms = ?21, in_use_ms = ?22 WHERE dev_key = ?1"},
+         "powered_ms = ?21, in_use_ms = ?22, chain_link = ?23, signed_through = ?24, "
+         "chain_broken_from = ?25, chain_head_seq = ?26, chain_head = ?27, "
+         "chain_reset_unix_ms = ?28, chain_signature = ?29 WHERE dev_key = ?1"},
         {&insert_device_, "INSERT INTO devices(device_id) VALUES(?) RETURNING dev_key"},
         {&read_events_,
          "SELECT e.seq, e.kind, e.state, e.boot_id, e.monotonic_ms, e.wall_unix_ms, e.powered_ms, "
-         "e.in_use_ms, e.body, e.received_unix_ms FROM events e "
+         "e.in_use_ms, e.body, e.received_unix_ms, e.link FROM events e "
          "JOIN devices d ON d.dev_key = e.dev_key "
          "WHERE d.device_id = ?1 AND e.seq BETWEEN ?2 AND ?3 ORDER BY e.seq"},
         {&upsert_instrument_,
@@ -537,6 +780,11 @@ class SqliteStore : public Store {
       s.BindNull(8).BindNull(9);
     }
     s.BindBlob(10, e.body).Bind(11, e.received_unix_ms);
+    if (e.link.empty()) {
+      s.BindNull(12);
+    } else {
+      s.BindBlob(12, e.link);
+    }
     return s.Run();
   }
 
@@ -600,6 +848,26 @@ class SqliteStore : public Store {
         .Bind(20, I64(live.counters_seq))
         .Bind(21, I64(live.powered_ms))
         .Bind(22, I64(live.in_use_ms));
+    const ChainState& chain = r.chain;
+    if (chain.link.empty()) {
+      s.BindNull(23);
+    } else {
+      s.BindBlob(23, chain.link);
+    }
+    s.Bind(24, I64(chain.signed_through))
+        .Bind(25, I64(chain.broken_from))
+        .Bind(26, I64(chain.head_seq));
+    if (chain.head.empty()) {
+      s.BindNull(27);
+    } else {
+      s.BindBlob(27, chain.head);
+    }
+    s.Bind(28, chain.reset_unix_ms);
+    if (chain.signature.empty()) {
+      s.BindNull(29);
+    } else {
+      s.BindBlob(29, chain.signature);
+    }
     return s.Run();
   }
 
@@ -607,6 +875,8 @@ class SqliteStore : public Store {
   // Declared after db_: statements are finalised before the connection closes.
   std::unique_ptr<SqliteBilling> billing_;
   std::optional<SqliteStatement> insert_event_;
+  std::optional<SqliteStatement> update_link_;
+  std::optional<SqliteStatement> insert_unproven_;
   std::optional<SqliteStatement> upsert_interval_;
   std::optional<SqliteStatement> update_device_;
   std::optional<SqliteStatement> insert_device_;

@@ -36,4 +36,11 @@ EventRow MakeEventRow(const v1::Event& event, std::string body, int64_t received
   return row;
 }
 
+bool IsBillable(const Billability& billability, const Interval& interval) {
+  if (interval.end_seq > billability.billable_through) return false;
+  for (const SeqRange& r : billability.unproven)
+    if (interval.start_seq <= r.last && r.first <= interval.end_seq) return false;
+  return true;
+}
+
 }  // namespace instrumeter::hub

@@ -29,6 +29,23 @@
   let streamUp = false;
   let summaryDirty = false;
 
+  // The API token, when the hub requires one (docs/security.md): opened once as
+  // /#token=<token>, kept for this tab only (sessionStorage) and removed from the address bar.
+  const TOKEN_KEY = 'instrumeter-api-token';
+  const fromHash = new URLSearchParams(location.hash.slice(1)).get('token');
+  if (fromHash) {
+    sessionStorage.setItem(TOKEN_KEY, fromHash);
+    history.replaceState(null, '', location.pathname + location.search);
+  }
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  const api = (url) => fetch(url, {
+    cache: 'no-store',
+    headers: token ? { Authorization: 'Bearer ' + token } : {},
+  });
+  const needsToken = (res) => res.status === 401
+    ? new Error('this hub requires an API token: open the dashboard as ' + location.origin + '/#token=<token>')
+    : null;
+
   const $ = (id) => document.getElementById(id);
   const el = (tag, cls, text) => {
     const e = document.createElement(tag);
@@ -248,8 +265,8 @@
   // ---- data -------------------------------------------------------------------------------
   async function loadList() {
     try {
-      const res = await fetch('/api/v1/instruments', { cache: 'no-store' });
-      if (!res.ok) throw new Error('HTTP ' + res.status);
+      const res = await api('/api/v1/instruments');
+      if (!res.ok) throw needsToken(res) || new Error('HTTP ' + res.status);
       const body = await res.json();
       byId.clear();
       for (const inst of body.instruments) byId.set(inst.instrument_id, inst);
@@ -288,7 +305,8 @@
     $('live-text').textContent = up ? 'live' : 'reconnecting…';
   }
   function connect() {
-    source = new EventSource('/api/v1/stream');
+    // EventSource cannot send headers: the stream takes the token as a parameter.
+    source = new EventSource('/api/v1/stream' + (token ? '?access_token=' + encodeURIComponent(token) : ''));
     let opened = false;
     source.onopen = () => {
       setLive(true);
@@ -334,9 +352,9 @@
     const iso = (ms) => new Date(ms).toISOString();
     try {
       const [detail, day, week] = await Promise.all([
-        fetch('/api/v1/instruments/' + enc).then((r) => r.json()),
-        fetch('/api/v1/instruments/' + enc + '/timeline?from=' + iso(today) + '&to=' + iso(today + DAY_MS)).then((r) => r.json()),
-        fetch('/api/v1/instruments/' + enc + '/timeline?from=' + iso(today - 6 * DAY_MS) + '&to=' + iso(today + DAY_MS)).then((r) => r.json()),
+        api('/api/v1/instruments/' + enc).then((r) => r.json()),
+        api('/api/v1/instruments/' + enc + '/timeline?from=' + iso(today) + '&to=' + iso(today + DAY_MS)).then((r) => r.json()),
+        api('/api/v1/instruments/' + enc + '/timeline?from=' + iso(today - 6 * DAY_MS) + '&to=' + iso(today + DAY_MS)).then((r) => r.json()),
       ]);
       if (seq !== panelSeq || selected !== id) return;
       if (detail.error) throw new Error(detail.error.message);

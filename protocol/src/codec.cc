@@ -77,6 +77,21 @@ Result<DecodedEnvelope> DecodeEnvelope(std::string_view bytes, const EnvelopeLim
   return out;
 }
 
+Status CheckPlausibleTime(const v1::Event& event, int64_t receiver_wall_unix_ms) {
+  const std::string where = "event " + std::to_string(event.sequence());
+  const int64_t wall = event.at().wall_unix_ms();
+  if (wall < kEarliestPlausibleWallMs)
+    return Status::InvalidArgument(where + ": wall time " + std::to_string(wall) +
+                                   " ms is before 2020-01-01");
+  if (wall - receiver_wall_unix_ms > kMaxWallAheadMs)
+    return Status::InvalidArgument(where + ": wall time " + std::to_string(wall) +
+                                   " ms is more than 100 years ahead of the receiver's clock");
+  if (event.at().monotonic_ms() < 0)
+    return Status::InvalidArgument(where + ": negative monotonic time " +
+                                   std::to_string(event.at().monotonic_ms()) + " ms");
+  return Status::Ok();
+}
+
 std::string EncodeEnvelope(const std::string& device_id, const std::string& boot_id,
                            uint64_t first_sequence, const std::vector<std::string>& event_bytes,
                            const v1::Signature* signature) {

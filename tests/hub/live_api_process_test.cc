@@ -176,7 +176,9 @@ TEST_F(LiveApiProcessTest, AHubWithHttpDisabledListensNowhere) {
   auto hub = ChildProcess::Start({kHub, "run", "--config", config_}, hub_log_);
   ASSERT_TRUE(hub.ok());
   hub_ = std::move(*hub);
-  Publish({hub::testing::Start(1, v1::INSTRUMENT_STATE_IDLE, {hub::testing::kBoot1, 1, 1})});
+  // A plausible wall time: one before 2020 is refused as malformed (protocol/README.md).
+  Publish({hub::testing::Start(1, v1::INSTRUMENT_STATE_IDLE,
+                               {hub::testing::kBoot1, 1, hub::testing::kWall})});
   ASSERT_TRUE(WaitFor(
       [&] {
         std::string out;

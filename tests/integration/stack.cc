@@ -23,8 +23,7 @@ Result<std::unique_ptr<Stack>> Stack::Start(const Options& options) {
   // subscription survives a broker crash and a backlog published before the hub reconnects is
   // queued for it rather than dropped.
   auto broker =
-      TestBroker::Start({.extra_config = "autosave_interval 1
-" + options.broker_extra_config});
+      TestBroker::Start({.extra_config = "autosave_interval 1\n" + options.broker_extra_config});
   if (!broker.ok()) return broker.status();
   stack->broker_ = std::move(*broker);
   WriteFile(stack->hub_config(), "[mqtt]\nbroker = \"" + stack->broker_->url() +

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,16 @@ struct MqttOptions {
   int64_t max_envelopes_in_flight = 8;
   int64_t ack_timeout_ms = 15000;
   int64_t shutdown_flush_ms = 3000;
+  // TLS (ssl:// brokers): PEM files; see common/mqtt_link.h. Empty when not used.
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+};
+
+// [security]: signed telemetry (protocol/README.md, "Signing"). Absent: development mode, the
+// agent sends unsigned envelopes and the hub decides whether it accepts them.
+struct SecurityOptions {
+  std::string signing_key_file;  // Ed25519 private key, PEM, mode 0600
 };
 
 // One [[adapter]] section, validated against its type's schema but not yet instantiated.
@@ -57,6 +68,7 @@ struct AgentConfig {
   int64_t debounce_ms = 0;
   std::string log_level = "info";
   MqttOptions mqtt;
+  std::optional<SecurityOptions> security;
   // Adapter names; when [evidence] omits them, every adapter, in configuration order.
   std::vector<std::string> power_sources;
   std::vector<std::string> use_sources;

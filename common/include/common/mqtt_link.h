@@ -26,14 +26,24 @@ class MqttLink {
     bool retained = true;
   };
 
+  // TLS for ssl:// URLs (PEM files): TLS 1.2 or newer (OpenSSL 3 refuses older versions at its
+  // default security level), and the broker's certificate is always verified against
+  // `ca_file`, host name included.
+  struct Tls {
+    std::string ca_file;    // the CA that signed the broker's certificate
+    std::string cert_file;  // this client's certificate (empty: none)
+    std::string key_file;   // its private key
+  };
+
   struct Options {
-    std::string broker_url;  // tcp://host:port
+    std::string broker_url;  // tcp://host:port or ssl://host:port
     std::string client_id;
     bool clean_session = true;
     int keepalive_s = 30;
     int connect_timeout_ms = 5000;
     int max_inflight = 64;  // QoS 1 publishes Paho may have outstanding
     std::optional<Will> will;
+    std::optional<Tls> tls;
     // Subscribed at QoS 1 on every connect, before kConnected is reported.
     std::vector<std::string> subscriptions;
   };

@@ -11,6 +11,8 @@
 //   instrumeter-hub ledger verify|feed           check the hash chain; read the billing feed
 //   instrumeter-hub export billing               the billing export, CSV or JSON
 //   instrumeter-hub report --by ...              services, machine hours, amounts by group
+//   instrumeter-hub ca init|crl                  the certificate authority (src/security_cli.h)
+//   instrumeter-hub devices enroll|revoke|list|chain-reset   device identities
 //
 // Exit codes: 0 success, 1 runtime error (database, broker), 2 usage, configuration or input
 // file error, 3 `ledger verify` found the ledger altered. Results go to `out`, messages to `err`,

@@ -5,8 +5,8 @@
 //
 // Stream clients each have a bounded queue: a client that falls `stream_queue_events` messages
 // behind, or whose write stalls for `write_timeout_ms`, is dropped, so a slow reader never holds
-// memory or the http thread. TLS is not here yet (the security issue): it goes where the
-// accepted socket is wrapped, in http_server.cc.
+// memory or the http thread. With a certificate (HttpServerOptions::tls_cert_file) every
+// connection is TLS 1.2 or newer.
 #pragma once
 
 #include <array>
@@ -31,6 +31,9 @@ struct HttpServerOptions {
   size_t stream_queue_events = 1000;  // per stream client
   int64_t stream_heartbeat_ms = 15'000;
   size_t max_body_bytes = 1 << 20;
+  // HTTPS when both are set (PEM; TLS 1.2 or newer); plain HTTP when both are empty.
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
 
 // What the server did, for /metrics. Written on the http thread, read from any.

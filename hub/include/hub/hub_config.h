@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "common/status.h"
@@ -14,11 +15,22 @@
 namespace instrumeter::hub {
 
 struct MqttOptions {
-  std::string broker;  // tcp://host:port
+  std::string broker;  // tcp://host:port or ssl://host:port
   std::string client_id = "instrumeter-hub";
   int keepalive_s = 30;
   int64_t reconnect_min_ms = 500;
   int64_t reconnect_max_ms = 30000;
+  // TLS (ssl:// brokers), PEM files: the deployment CA and the hub's client certificate (CN
+  // instrumeter-hub, from `instrumeter-hub ca init`). Empty when not used.
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+};
+
+// [security]: where the deployment's certificate authority lives (for `ca` and `devices`).
+// Whether signatures are required is an ingest option (IngestOptions::require_signatures).
+struct SecurityOptions {
+  std::string ca_dir;
 };
 
 struct StoreOptions {
@@ -34,6 +46,9 @@ struct HttpOptions {
   // build, /usr/share/instrumeter/web for an installed one).
   std::string web_root;
   int64_t registry_refresh_ms = 10'000;
+  // Bearer tokens (src/api_auth.h). nullopt: required once any token exists or the listener is
+  // not on loopback.
+  std::optional<bool> require_tokens;
 };
 
 struct HubConfig {
@@ -42,6 +57,7 @@ struct HubConfig {
   IngestOptions ingest;
   HttpOptions http;
   BillingOptions billing;
+  SecurityOptions security;
   std::string log_level = "info";  // trace, debug, info, warn, error
 };
 

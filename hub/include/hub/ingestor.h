@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -24,6 +25,7 @@
 #include "hub/commit_observer.h"
 #include "hub/latency_histogram.h"
 #include "hub/store.h"
+#include "protocol/chain.h"
 #include "protocol/codec.h"
 
 namespace instrumeter::hub {
@@ -41,6 +43,19 @@ struct IngestOptions {
   // Backoff between attempts when a commit fails (disk full, I/O error).
   int64_t commit_retry_min_ms = 200;
   int64_t commit_retry_max_ms = 10000;
+  // Signed telemetry (protocol/README.md, "Signing"; docs/security.md). Refuse devices without an
+  // enrolled key? nullopt: yes as soon as any device has a key (a hub without any is in
+  // development mode).
+  std::optional<bool> require_signatures;
+  // How often enrolled keys, revocations and chain reset requests are read again from the store
+  // (the CLI changes them while the hub runs).
+  int64_t key_reload_ms = 2000;
+  // Verified signatures waiting, per device, for the contiguous prefix to reach them; beyond
+  // this the lowest are dropped (a later signature covers their events too).
+  size_t max_held_signatures = 16;
+  // A fresh heartbeat whose wall time differs from the hub's receive time by more than this is
+  // counted and logged as clock skew (its events are kept: skew never loses hours).
+  int64_t clock_skew_warn_ms = 300'000;
 };
 
 // The way back to agents. Implemented by the MQTT bridge; faked in tests. Called on the ingest
@@ -63,6 +78,14 @@ struct HubMetrics {
     std::atomic<uint64_t> topic_mismatch{0};  // topic device != Envelope.device_id
     // A (device, sequence) already stored, received with other bytes: a security alarm.
     std::atomic<uint64_t> conflicting_duplicate{0};
+    // Signed telemetry (docs/security.md). Envelopes refused whole: bad_signature (does not
+    // verify with the enrolled key), revoked (the device's key is revoked), unenrolled (no key
+    // while signatures are required). broken_chain counts verified signatures over another
+    // history than the hub stored (the events are already stored: never billed, alarmed).
+    std::atomic<uint64_t> bad_signature{0};
+    std::atomic<uint64_t> revoked{0};
+    std::atomic<uint64_t> unenrolled{0};
+    std::atomic<uint64_t> broken_chain{0};
   };
   Rejected rejected;
   std::atomic<uint64_t> events_stored{0};
@@ -76,6 +99,10 @@ struct HubMetrics {
   std::atomic<uint64_t> events_deferred{0};
   std::atomic<uint64_t> status_messages{0};  // DeviceStatus applied
   std::atomic<uint64_t> status_ignored{0};   // DeviceStatus of unknown devices
+  // Signatures whose head matched the hub's own chain (signed_through advanced or confirmed).
+  std::atomic<uint64_t> signatures_verified{0};
+  std::atomic<uint64_t> signatures_dropped{0};     // held too long (max_held_signatures)
+  std::atomic<uint64_t> clock_skew_heartbeats{0};  // fresh heartbeats beyond clock_skew_warn_ms
   std::atomic<uint64_t> downlink_failures{0};
   // Set by the MQTT bridge: messages received from the broker and not yet ingested.
   std::atomic<uint64_t> mqtt_queued_messages{0};
@@ -123,6 +150,8 @@ class Ingestor {
 
   // Devices whose latest DeviceStatus said online (ingest thread).
   size_t DevicesOnline() const;
+  // Whether devices without an enrolled key are refused now (ingest thread).
+  bool SignaturesRequired() const;
 
  private:
   struct PendingEvent {
@@ -132,7 +161,10 @@ class Ingestor {
   };
   struct PendingDevice {
     std::map<uint64_t, PendingEvent> events;  // new, not yet committed
-    std::optional<bool> online;               // from a DeviceStatus
+    // Verified on arrival, chain not yet compared, by through_sequence.
+    std::map<uint64_t, v1::Signature> signatures;
+    std::optional<int64_t> chain_reset_unix_ms;  // an operator's reset request to apply
+    std::optional<bool> online;                  // from a DeviceStatus
     int64_t status_since_unix_ms = 0;
     bool ack_owed = false;               // an envelope arrived: answer with the contiguous sequence
     int64_t first_envelope_mono_ms = 0;  // when the oldest envelope owed an ack was ingested
@@ -142,14 +174,28 @@ class Ingestor {
     DeviceRecord record;                 // as committed
     std::map<uint64_t, uint64_t> above;  // stored ranges above contiguous: first -> last
     std::optional<int64_t> last_resend_mono_ms;
+    // Verified signatures above contiguous, by through_sequence (memory only).
+    std::map<uint64_t, v1::Signature> held;
   };
-  // What a commit attempt would make of one device; adopted only after the commit.
+  // What a commit attempt would make of one device; adopted only after the commit, when its
+  // counts and alarms are reported too.
   struct Prepared {
     std::string device_id;
     DeviceState state;
     bool ack_owed = false;
+    uint64_t signatures_verified = 0;
+    uint64_t signatures_dropped = 0;
+    uint64_t chains_broken = 0;
+    std::vector<std::string> alarms;  // logged at error level, never rate-limited
+    std::vector<std::string> notes;   // logged at info level
     int64_t first_envelope_mono_ms = 0;
     std::optional<AgentHealth> health;  // newest heartbeat among the new events (observer only)
+  };
+  // A device's enrolment as the store last said.
+  struct KeyEntry {
+    std::optional<protocol::VerifyingKey> active;  // nullopt: every key of it is revoked
+    int64_t active_key_id = 0;
+    int64_t chain_reset_requested_unix_ms = 0;
   };
   Ingestor(Store* store, Downlink* downlink, const Clock* clock, HubMetrics* metrics,
            const IngestOptions& options, CommitObserver* observer);
@@ -165,6 +211,27 @@ class Ingestor {
   void RaiseConflict(const std::string& device_id, const std::vector<uint64_t>& seqs);
   Status PrepareDevice(const std::string& device_id, const PendingDevice& pending,
                        Prepared* prepared, DeviceBatch* batch);
+  // Checks what an envelope says about its device's enrolment and signature. Returns false (and
+  // counts and logs why) when it must be refused whole; else `signature` gets its verified
+  // signature, if it carries one.
+  bool CheckSignature(const std::string& device_id, const protocol::DecodedEnvelope& envelope,
+                      std::optional<v1::Signature>* signature);
+  // A signed envelope that follows a proven prefix must hash to the head it signs; refuses one
+  // that does not (FailedPrecondition), before any of its events can be stored.
+  Status CheckEnvelopeChain(const std::string& device_id, const protocol::DecodedEnvelope& env);
+  // Re-reads the enrolled keys: revocations, new keys and chain reset requests take effect.
+  Status ReloadKeys();
+  // The operator's reset of a broken chain: re-anchors it at the device's latest verified head.
+  Status ResetChain(const std::string& device_id, int64_t requested_unix_ms, DeviceState* state,
+                    Prepared* prepared, DeviceBatch* batch);
+  // Compares the signatures waiting for `state` with its chain (links known up to contiguous:
+  // `new_links` for this batch, the store for older ones).
+  Status CheckHeldSignatures(const std::string& device_id, uint64_t old_contiguous,
+                             const std::string& old_link,
+                             const std::map<uint64_t, std::string>& new_links, DeviceState* state,
+                             Prepared* prepared);
+  // Fills in chain links missing after the store's migration to signed telemetry (at start).
+  Status BackfillLinks();
   Status Commit();
   void SendDownlinks(const std::vector<Prepared>& prepared);
   void NotifyObserver(std::vector<Prepared>* prepared, const Batch& batch);
@@ -186,6 +253,10 @@ class Ingestor {
   // Commit retry after a failure.
   Backoff retry_backoff_;
   std::optional<int64_t> retry_at_mono_ms_;
+
+  // Enrolled keys by device id, reloaded every key_reload_ms.
+  std::unordered_map<std::string, KeyEntry> keys_;
+  std::optional<int64_t> keys_loaded_mono_ms_;
 
   // Registry cache: known ids stay known; a miss is looked up again after registry_recheck_ms.
   std::set<std::string> registered_;

@@ -50,14 +50,33 @@ struct LiveState {
   friend bool operator==(const LiveState&, const LiveState&) = default;
 };
 
-// A device row: the ingest cursor, derivation and live state, in one record so that one write
-// keeps them consistent with each other.
+// Where a device's signed chain stands (protocol/README.md, "Signing"; docs/security.md).
+struct ChainState {
+  std::string link;             // link at contiguous_seq (32 bytes); empty while nothing is stored
+  uint64_t signed_through = 0;  // the highest S whose verified signature matched the hub's link_S
+  // 0 while the chain is intact; else the first sequence no verified signature vouches for: the
+  // device signed another history than the hub stored. Open until an operator resets it.
+  uint64_t broken_from = 0;
+  // The device's latest verified signed head (S <= contiguous_seq): where a reset re-anchors.
+  // `signature` is the device's serialised v1::Signature over it: with the events' exact bytes
+  // from sequence 1 and the device's public key, anyone can re-check the record without trusting
+  // the hub. It matches the hub's chain while the chain is intact, and proves the break otherwise.
+  uint64_t head_seq = 0;
+  std::string head;
+  std::string signature;
+  int64_t reset_unix_ms = 0;  // the operator's chain reset request last applied
+  friend bool operator==(const ChainState&, const ChainState&) = default;
+};
+
+// A device row: the ingest cursor, derivation, live state and chain, in one record so that one
+// write keeps them consistent with each other.
 struct DeviceRecord {
   std::string device_id;
   uint64_t contiguous_seq = 0;  // every sequence up to this one is stored
   uint64_t events_stored = 0;
   DerivationState derivation;
   LiveState live;
+  ChainState chain;
   friend bool operator==(const DeviceRecord&, const DeviceRecord&) = default;
 };
 
@@ -94,6 +113,8 @@ struct EventRow {
   bool fresh_heartbeat = false;
   // A Heartbeat with `disagreement` or a StateChange with `sources_disagreed`.
   bool sources_disagree = false;
+
+  std::string link;  // its chain link; empty until every lower sequence is stored
 };
 
 // Fills the columns of an EventRow from a decoded event and its exact bytes.
@@ -118,6 +139,54 @@ struct DeviceBatch {
   DeviceRecord record;              // the device row after the batch
   std::vector<EventRow> events;     // new events, none stored before
   std::vector<Interval> intervals;  // inserted or updated, identified by (kind, start_seq)
+  // Chain links of events stored earlier (above a gap, or re-anchored by a chain reset).
+  std::vector<std::pair<uint64_t, std::string>> link_updates;
+  // Sequences a chain reset left unproven (the stretch of a broken chain), to record.
+  std::optional<SeqRange> unproven;
+};
+
+// One enrolled Ed25519 public key of a device (`instrumeter-hub devices enroll`). A device has at
+// most one active (unrevoked) key; revoked keys stay, so that old signatures remain checkable.
+struct DeviceKey {
+  int64_t key_id = 0;  // set by the store
+  std::string device_id;
+  std::string public_key;   // 32 raw bytes
+  std::string cert_serial;  // hex serial of the TLS client certificate issued with it
+  int64_t enrolled_unix_ms = 0;
+  std::optional<int64_t> revoked_unix_ms;
+  // The device's signed_through when the key was revoked: while it has no active key, nothing
+  // above it is billable, whatever the hub verified after the revocation.
+  uint64_t revoked_signed_through = 0;
+  // `devices chain-reset` asks the running hub to re-anchor a broken chain (docs/security.md).
+  int64_t chain_reset_requested_unix_ms = 0;
+  friend bool operator==(const DeviceKey&, const DeviceKey&) = default;
+};
+
+// What of a device's telemetry may be billed (docs/hub.md, "Billable"): an interval is billable
+// iff end_seq <= billable_through and [start_seq, end_seq] overlaps no `unproven` range.
+struct Billability {
+  std::string device_id;
+  uint64_t contiguous_seq = 0;
+  uint64_t signed_through = 0;
+  // signed_through, capped below an open chain break and, while the device's key is revoked
+  // without a replacement, at its signed_through when it was revoked.
+  uint64_t billable_through = 0;
+  bool enrolled = false;           // it has, or had, a key; false: development mode, never billable
+  bool revoked = false;            // it had a key and has no active one
+  uint64_t chain_broken_from = 0;  // 0: intact
+  std::vector<SeqRange> unproven;  // stretches of resolved chain breaks, ascending
+};
+
+// The billing rule above.
+bool IsBillable(const Billability& billability, const Interval& interval);
+
+// A bearer token of the HTTP API (`instrumeter-hub tokens add`): the token itself is shown once
+// and never stored, only its SHA-256.
+struct ApiToken {
+  std::string name;
+  std::string sha256;  // 32 raw bytes
+  int64_t created_unix_ms = 0;
+  std::optional<int64_t> revoked_unix_ms;
 };
 
 // One ingest batch: committed as one transaction or not at all.
@@ -207,6 +276,28 @@ class Store {
   // subject time and subject.
   virtual Result<std::vector<LedgerEntry>> ReadLatestLedgerEntries(int64_t from_unix_ms,
                                                                    int64_t to_unix_ms) = 0;
+
+  // --- security (docs/security.md) ---
+  // Enrols a key; AlreadyExists while the device has an active one. Sets key->key_id.
+  virtual Status AddDeviceKey(DeviceKey* key) = 0;
+  // Every key, active and revoked, by device id then key id.
+  virtual Result<std::vector<DeviceKey>> ListDeviceKeys() = 0;
+  // Revokes the device's active key, recording its signed_through at this moment, in one
+  // transaction. NotFound when it has no active key.
+  virtual Status RevokeDeviceKey(const std::string& device_id, int64_t now_unix_ms) = 0;
+  // Asks the running hub to re-anchor the device's broken chain. NotFound without an active key.
+  virtual Status RequestChainReset(const std::string& device_id, int64_t now_unix_ms) = 0;
+  // One row per device that sent telemetry, by device id.
+  virtual Result<std::vector<Billability>> ReadBillability() = 0;
+  // API tokens. AlreadyExists for a name in use (revoked ones included).
+  virtual Status AddApiToken(const ApiToken& token) = 0;
+  virtual Result<std::vector<ApiToken>> ListApiTokens() = 0;  // by name
+  // NotFound when no active token has that name.
+  virtual Status RevokeApiToken(const std::string& name, int64_t now_unix_ms) = 0;
+  // The name of the active token with this SHA-256, if any.
+  virtual Result<std::optional<std::string>> FindApiToken(const std::string& sha256) = 0;
+  // Whether any token (active or revoked) was ever added.
+  virtual Result<bool> HasApiTokens() = 0;
 };
 
 }  // namespace instrumeter::hub

@@ -32,6 +32,14 @@ struct DecodedEnvelope {
 // InvalidArgument with a message that names what is wrong (for logs and the rejection counter).
 Result<DecodedEnvelope> DecodeEnvelope(std::string_view bytes, const EnvelopeLimits& limits = {});
 
+// Times a receiver refuses as malformed (README.md, "Clocks"): a wall time before 2020-01-01 or
+// more than 100 years after the receiver's own clock, or a negative monotonic reading. A clock
+// that is merely wrong (hours off, or stepped to 2038) passes: its events are kept and the hub
+// flags the skew, because refusing them would lose hours.
+inline constexpr int64_t kEarliestPlausibleWallMs = 1'577'836'800'000;    // 2020-01-01T00:00:00Z
+inline constexpr int64_t kMaxWallAheadMs = int64_t{36'525} * 86'400'000;  // 100 years
+Status CheckPlausibleTime(const v1::Event& event, int64_t receiver_wall_unix_ms);
+
 // Serialises an envelope around already-serialised events (their bytes are not re-encoded).
 std::string EncodeEnvelope(const std::string& device_id, const std::string& boot_id,
                            uint64_t first_sequence, const std::vector<std::string>& event_bytes,
