@@ -289,7 +289,11 @@ std::optional<Failure> BillingCommands::Verify(std::ostream& out) {
   if (!r.ok()) return Failure{kExitRuntime, r.status()};
   out << "measured " << r->sessions_measured << " sessions and " << r->days_measured << " days on "
       << r->instruments << " instruments; appended " << r->entries_appended << " entries and "
-      << r->amendments << " amendments\n";
+      << r->amendments << " amendments";
+  if (r->sessions_awaiting_signature > 0)
+    out << "; " << r->sessions_awaiting_signature
+        << " sessions wait for their agent's signature (signature_wait_seconds)";
+  out << "\n";
   return std::nullopt;
 }
 

@@ -8,6 +8,7 @@
 #include "hub/cli.h"
 #include "hub/ingestor.h"
 #include "hub/sqlite_store.h"
+#include "hub_testing/chained_envelopes.h"
 #include "hub_testing/events.h"
 #include "protocol/topics.h"
 #include "test_support/process.h"
@@ -61,10 +62,13 @@ class BillingCliTest : public ::testing::Test {
     return {code, out.str(), err.str()};
   }
 
-  // nmr-1 observed 23:50-01:10 UTC, in use 00:05-00:55.
+  // nmr-1, enrolled, observed 23:50-01:10 UTC, in use 00:05-00:55, signed.
   void Ingest() {
     Result<std::unique_ptr<Store>> store = OpenSqliteStore({.path = db_});
     ASSERT_TRUE(store.ok());
+    const protocol::SigningKey key = testing::NewSigningKey();
+    DeviceKey enrolled{.device_id = "nmr-1", .public_key = key.public_key(), .cert_serial = "01"};
+    ASSERT_TRUE((*store)->AddDeviceKey(&enrolled).ok());
     FakeClock clock;
     HubMetrics metrics;
     NullDownlink downlink;
@@ -80,7 +84,8 @@ class BillingCliTest : public ::testing::Test {
         testing::Stop(4, kIdle, at(70, 80 * kMin, 50 * kMin)),
     };
     (*ingestor)->OnMessage(protocol::Topic("nmr-1", protocol::Channel::kUp),
-                           testing::EnvelopeOf("nmr-1", events), kWall + 71 * kMin);
+                           testing::ChainedEnvelopes("nmr-1", &key).Envelope(events),
+                           kWall + 71 * kMin);
     ASSERT_TRUE((*ingestor)->Flush().ok());
   }
 

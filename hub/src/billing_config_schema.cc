@@ -45,6 +45,14 @@ const config::Schema& BillingSchema() {
                         "amends the result.",
          .min = 0,
          .max = 30 * 86'400},
+        {.name = "signature_wait_seconds",
+         .type = Type::kInteger,
+         .default_value = d.signature_wait_seconds,
+         .description = "A settled session with in-use time that its enrolled agent has not "
+                        "signed yet waits up to this long past settling for the signature; then "
+                        "it is recorded with that time unbilled (flag `unsigned`).",
+         .min = 0,
+         .max = 30 * 86'400},
         {.name = "coverage_threshold",
          .type = Type::kFloat,
          .default_value = 0.95,
@@ -111,6 +119,7 @@ Result<BillingOptions> ParseBillingSection(const toml::table* table, const std::
   o.enabled = s->Boolean("enabled");
   o.verify_interval_ms = s->Integer("verify_interval_ms");
   o.settle_delay_seconds = s->Integer("settle_delay_seconds");
+  o.signature_wait_seconds = s->Integer("signature_wait_seconds");
   o.verify.coverage_threshold_ppm = std::llround(s->Float("coverage_threshold") * 1e6);
   o.verify.max_clock_skew_ms = s->Integer("max_clock_skew_ms");
   o.day_utc_offset_minutes = s->Integer("day_utc_offset_minutes");

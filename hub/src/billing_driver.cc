@@ -164,7 +164,9 @@ Result<PassReport> BillingDriver::RunOnce(int64_t now_unix_ms) {
 Status BillingDriver::Measure(const std::string& instrument_id, const Work& work, int64_t settled,
                               Pending* pending, PassReport* report) {
   const int64_t offset_ms = options_.day_utc_offset_minutes * 60'000;
+  // Cleared with this pass's results, unless a session waits for its signature (below).
   if (work.dirty.has_value()) pending->cleared.push_back(*work.dirty);
+  bool keep_dirty = false;
 
   // Local days to look at for unbooked use: newly settled ones, and changed ones already looked
   // at before.
@@ -256,6 +258,21 @@ Status BillingDriver::Measure(const std::string& instrument_id, const Work& work
       store_->ReadSessionMarks(instrument_id, read->from_unix_ms, read->to_unix_ms);
   if (!marks.ok()) return marks.status();
 
+  // Only signed time is billed (DESIGN rule 5). No row: the device never sent telemetry.
+  Result<std::vector<Billability>> billability = store_->ReadBillability(instrument_id);
+  if (!billability.ok()) return billability.status();
+  Proof proof;
+  if (!billability->empty()) proof.billability = billability->front();
+  const Billability& signed_part = proof.billability;
+  if (signed_part.billable_through > 0) {
+    Result<std::vector<EventRow>> last = store_->ReadEvents(
+        instrument_id, signed_part.billable_through, signed_part.billable_through);
+    if (!last.ok()) return last.status();
+    if (!last->empty()) proof.proven_until_unix_ms = last->front().wall_unix_ms;
+  }
+  const bool may_still_sign =
+      signed_part.enrolled && !signed_part.revoked && signed_part.chain_broken_from == 0;
+
   Result<std::optional<Instrument>> registered = store_->GetInstrument(instrument_id);
   if (!registered.ok()) return registered.status();
   // Telemetry accepted from an unregistered device still gets its unbooked use recorded.
@@ -281,9 +298,18 @@ Status BillingDriver::Measure(const std::string& instrument_id, const Work& work
         t.hours.push_back(h);
     for (const MarkRecord& m : *marks)
       if (m.wall_unix_ms >= b.start_unix_ms && m.wall_unix_ms < b.end_unix_ms) t.marks.push_back(m);
+    t.proof = proof;
     const SessionMeasure m =
         MeasureSession(b, attribution, WindowsOverlapping(windows, reach, i), t, options_.verify);
-    const Charges charges = ComputeCharges(b.rules, b.voucher, m.booked_ms, m.in_use_ms);
+    if ((m.flags & kSessionUnsigned) != 0 && may_still_sign &&
+        GraceWindow(b).to_unix_ms + options_.signature_wait_seconds * 1000 > settled) {
+      // Its signature is probably on its way: a later pass measures it again (an unverified
+      // booking is listed again; a changed range is kept).
+      keep_dirty = work.dirty.has_value();
+      ++report->sessions_awaiting_signature;
+      continue;
+    }
+    const Charges charges = ComputeCharges(b.rules, b.voucher, m.booked_ms, m.billable_in_use_ms());
     pending->subjects.push_back({"session", SessionSubject(order_id), b.start_unix_ms,
                                  SessionResultJson(b, instrument, m, charges), order_id,
                                  b.ledger_entry_id, 0});
@@ -299,6 +325,7 @@ Status BillingDriver::Measure(const std::string& instrument_id, const Work& work
                                  u.in_use_ms});
     ++report->days_measured;
   }
+  if (keep_dirty) pending->cleared.pop_back();  // the range pushed above: the last one
   return Status::Ok();
 }
 

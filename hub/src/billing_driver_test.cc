@@ -7,6 +7,7 @@
 #include "hub/bookings.h"
 #include "hub/ingestor.h"
 #include "hub/ledger.h"
+#include "hub_testing/chained_envelopes.h"
 #include "hub_testing/events.h"
 #include "protocol/codec.h"
 #include "protocol/topics.h"
@@ -100,24 +101,27 @@ class BillingDriverTest : public ::testing::Test {
                     .ok());
     options_.day_utc_offset_minutes = 0;
     options_.defaults.rate_fen_per_hour = 10'000;
+    // nmr-1 is enrolled and signs; tem-2 is not (development mode).
+    DeviceKey enrolled{.device_id = kDevice, .public_key = key_.public_key(), .cert_serial = "01"};
+    ASSERT_TRUE(store_->AddDeviceKey(&enrolled).ok());
     auto ingestor = Ingestor::Create(store_.get(), &downlink_, &clock_, &metrics_, {});
     ASSERT_TRUE(ingestor.ok());
     ingestor_ = std::move(*ingestor);
   }
 
-  std::unique_ptr<Store> Open() {
-    Result<std::unique_ptr<Store>> store = OpenSqliteStore({.path = dir_.File("hub.db")});
+  std::unique_ptr<Store> Open(const std::string& name = "hub.db") {
+    Result<std::unique_ptr<Store>> store = OpenSqliteStore({.path = dir_.File(name)});
     EXPECT_TRUE(store.ok()) << store.status().ToString();
     return std::move(*store);
   }
 
-  // Delivers events one envelope each, received `delay_ms` after they happened (or at
-  // `received` when set), and commits.
+  // Delivers nmr-1's events one envelope each, every one signed (or none), received `delay_ms`
+  // after they happened (or at `received` when set), and commits.
   void Deliver(const std::vector<v1::Event>& events, int64_t delay_ms = 50,
-               std::optional<int64_t> received = std::nullopt) {
+               std::optional<int64_t> received = std::nullopt, bool sign = true) {
     for (const v1::Event& e : events)
       ingestor_->OnMessage(protocol::Topic(kDevice, protocol::Channel::kUp),
-                           testing::EnvelopeOf(kDevice, {e}),
+                           chain_.Envelope({e}, sign),
                            received.value_or(e.at().wall_unix_ms() + delay_ms));
     ASSERT_TRUE(ingestor_->Flush().ok());
   }
@@ -164,6 +168,8 @@ class BillingDriverTest : public ::testing::Test {
 
   instrumeter::testing::TempDir dir_;
   std::unique_ptr<Store> store_;
+  protocol::SigningKey key_ = testing::NewSigningKey();
+  testing::ChainedEnvelopes chain_{kDevice, &key_};
   FakeClock clock_;
   HubMetrics metrics_;
   NullDownlink downlink_;
@@ -372,6 +378,107 @@ TEST_F(BillingDriverTest, ABookingWithoutTelemetryIsPartial) {
   EXPECT_EQ(res["status"], "PARTIAL");
   EXPECT_EQ(res["telemetry"]["covered_ms"], 0);
   EXPECT_EQ(res["rules"]["rate_fen_per_hour"], 10'000);  // the [billing] default
+  EXPECT_EQ(res["charges"]["amount_fen"], 0);
+}
+
+// Only signed in-use time is billed (DESIGN rule 5; docs/billing.md, "Signed time only").
+// The usual day signed up to the heartbeat of 10:25: the IN_USE run 10:05-10:55 is proven for its
+// first 20 minutes only.
+class UnsignedTailTest : public BillingDriverTest {
+ protected:
+  void DeliverSignedUntilHalfPastTen(FakeAgent* agent) {
+    agent->Change(h(10) + 5 * kMinute, v1::INSTRUMENT_STATE_IN_USE);
+    agent->Change(h(10) + 55 * kMinute, v1::INSTRUMENT_STATE_IDLE);
+    agent->RunUntil(h(12));
+    const std::vector<v1::Event> all = agent->Take();
+    size_t cut = 0;
+    while (cut < all.size() && all[cut].at().wall_unix_ms() <= h(10) + 30 * kMinute) ++cut;
+    Deliver({all.begin(), all.begin() + static_cast<long>(cut)});
+    Deliver({all.begin() + static_cast<long>(cut), all.end()}, 50, std::nullopt, false);
+    delivered_ = all.size();
+  }
+  size_t delivered_ = 0;
+};
+
+TEST_F(UnsignedTailTest, ASessionWaitsForItsSignatureAndIsBilledInFullOnceItCame) {
+  FakeAgent agent(h(9), v1::INSTRUMENT_STATE_IDLE);
+  DeliverSignedUntilHalfPastTen(&agent);
+  Book(kTenToEleven);
+  PassReport r = Pass(h(11) + 30 * kMinute);  // settled at 11:25
+  EXPECT_EQ(r.sessions_awaiting_signature, 1u);
+  EXPECT_EQ(r.entries_appended, 0u);
+  EXPECT_TRUE(Ledger().empty());
+
+  // The agent's next heartbeat (12:10) carries a signature over everything before it.
+  agent.RunUntil(h(12) + 10 * kMinute);
+  Deliver(agent.Take(delivered_));
+  r = Pass(h(12) + 11 * kMinute);
+  EXPECT_EQ(r.sessions_awaiting_signature, 0u);
+  ASSERT_EQ(Ledger().size(), 1u);
+  const json res = Content(Ledger()[0])["result"];
+  EXPECT_EQ(res["status"], "VERIFIED");
+  EXPECT_EQ(res["flags"], json::array());
+  EXPECT_EQ(res["telemetry"]["unsigned_in_use_ms"], 0);
+  EXPECT_EQ(res["charges"]["amount_fen"], 9'000);
+}
+
+TEST_F(UnsignedTailTest, NeverSignedTimeIsRecordedUnbilledOnceTheWaitIsOver) {
+  FakeAgent agent(h(9), v1::INSTRUMENT_STATE_IDLE);
+  DeliverSignedUntilHalfPastTen(&agent);
+  Book(kTenToEleven);
+  // Settled at 11:25; signature_wait_seconds (1 h) ends at 12:25.
+  EXPECT_EQ(Pass(h(12) + 20 * kMinute).sessions_awaiting_signature, 1u);
+  EXPECT_EQ(Pass(h(12) + 30 * kMinute).entries_appended, 1u);
+  const json res = Content(Ledger().at(0))["result"];
+  EXPECT_EQ(res["status"], "VERIFIED");
+  EXPECT_EQ(res["flags"], json::array({"unsigned"}));
+  EXPECT_EQ(res["telemetry"]["in_use_ms"], 50 * kMinute);
+  EXPECT_EQ(res["telemetry"]["unsigned_in_use_ms"], 30 * kMinute);
+  // 20 signed minutes: one unit of 15 at 120 yuan/h.
+  EXPECT_EQ(res["charges"]["billable_seconds"], 900);
+  EXPECT_EQ(res["charges"]["amount_fen"], 3'000);
+}
+
+TEST_F(UnsignedTailTest, ARevokedDeviceIsNotWaitedFor) {
+  FakeAgent agent(h(9), v1::INSTRUMENT_STATE_IDLE);
+  DeliverSignedUntilHalfPastTen(&agent);
+  Book(kTenToEleven);
+  ASSERT_TRUE(store_->RevokeDeviceKey(kDevice, h(11)).ok());
+  const PassReport r = Pass(h(11) + 30 * kMinute);
+  EXPECT_EQ(r.sessions_awaiting_signature, 0u);
+  EXPECT_EQ(r.entries_appended, 1u);
+  const json res = Content(Ledger().at(0))["result"];
+  EXPECT_EQ(res["flags"], json::array({"unsigned"}));
+  EXPECT_EQ(res["telemetry"]["unsigned_in_use_ms"], 30 * kMinute);
+  EXPECT_EQ(res["charges"]["amount_fen"], 3'000);
+}
+
+TEST_F(BillingDriverTest, ADeviceWithoutAKeyIsMeasuredButNeverBilled) {
+  // A hub where no key was ever enrolled runs in development mode: it stores unsigned telemetry.
+  ingestor_.reset();
+  store_ = Open("development.db");
+  ASSERT_TRUE(store_->PutInstruments({{"tem-2", "TEM", "SJTU", "", "Shanghai", "Shanghai", 0}}, 0)
+                  .ok());
+  auto ingestor = Ingestor::Create(store_.get(), &downlink_, &clock_, &metrics_, {});
+  ASSERT_TRUE(ingestor.ok());
+  ingestor_ = std::move(*ingestor);
+  FakeAgent agent(h(9), v1::INSTRUMENT_STATE_IDLE);
+  agent.Change(h(10) + 5 * kMinute, v1::INSTRUMENT_STATE_IN_USE);
+  agent.Change(h(10) + 55 * kMinute, v1::INSTRUMENT_STATE_IDLE);
+  agent.Stop(h(12));
+  for (const v1::Event& e : agent.Take())
+    ingestor_->OnMessage(protocol::Topic("tem-2", protocol::Channel::kUp),
+                         testing::EnvelopeOf("tem-2", {e}), e.at().wall_unix_ms() + 50);
+  ASSERT_TRUE(ingestor_->Flush().ok());
+  Book(
+      "T-1,tem-2,Hangzhou Materials,Hangzhou,Zhejiang,2026-01-01T10:00:00Z,"
+      "2026-01-01T11:00:00Z,false,,,,,,\n");
+  const PassReport r = Pass(h(11) + 30 * kMinute);  // development mode: nothing to wait for
+  EXPECT_EQ(r.entries_appended, 1u);
+  const json res = Content(Ledger().at(0))["result"];
+  EXPECT_EQ(res["status"], "VERIFIED");
+  EXPECT_EQ(res["flags"], json::array({"unsigned"}));
+  EXPECT_EQ(res["telemetry"]["in_use_ms"], 50 * kMinute);
   EXPECT_EQ(res["charges"]["amount_fen"], 0);
 }
 

@@ -6,6 +6,7 @@
 #include "common/sqlite_db.h"
 #include "hub/ingestor.h"
 #include "hub/sqlite_store.h"
+#include "hub_testing/chained_envelopes.h"
 #include "hub_testing/events.h"
 #include "protocol/chain.h"
 #include "protocol/topics.h"
@@ -14,6 +15,8 @@
 namespace instrumeter::hub {
 namespace {
 
+using testing::ChainedEnvelopes;
+using testing::NewSigningKey;
 using testing::TypicalRun;
 
 constexpr char kDevice[] = "nmr-1";
@@ -28,41 +31,6 @@ class AckRecorder : public Downlink {
   Status SendResend(const std::string&, uint64_t, uint64_t) override { return Status::Ok(); }
   std::map<std::string, uint64_t> acks;  // the last ack per device
 };
-
-// What an agent with `key` would publish: the events' bytes, chained from `link` (updated).
-class Agent {
- public:
-  Agent(std::string device_id, const protocol::SigningKey* key)
-      : device_id_(std::move(device_id)), key_(key), link_(protocol::ChainGenesis(device_id_)) {}
-
-  // The envelope of `events` (consecutive, continuing the chain), signed or not.
-  std::string Envelope(const std::vector<v1::Event>& events, bool sign) {
-    std::vector<std::string> bytes;
-    for (const v1::Event& e : events) {
-      bytes.push_back(e.SerializeAsString());
-      link_ = protocol::ChainNext(link_, bytes.back());
-    }
-    std::optional<v1::Signature> signature;
-    if (sign) {
-      Result<v1::Signature> s = key_->SignHead(device_id_, events.back().sequence(), link_);
-      EXPECT_TRUE(s.ok());
-      signature = *s;
-    }
-    return protocol::EncodeEnvelope(device_id_, "boot-1", events.front().sequence(), bytes,
-                                    signature ? &*signature : nullptr);
-  }
-
- private:
-  std::string device_id_;
-  const protocol::SigningKey* key_;
-  std::string link_;
-};
-
-protocol::SigningKey NewKey() {
-  Result<protocol::SigningKey> key = protocol::SigningKey::Generate();
-  EXPECT_TRUE(key.ok());
-  return std::move(*key);
-}
 
 std::vector<v1::Event> Slice(uint64_t first, uint64_t last) {
   const std::vector<v1::Event> run = TypicalRun();
@@ -113,7 +81,7 @@ class IngestSecurityTest : public ::testing::Test {
 
   Billability Billing(const std::string& device = kDevice, Store* store = nullptr) {
     Result<std::vector<Billability>> rows =
-        (store != nullptr ? store : store_.get())->ReadBillability();
+        (store != nullptr ? store : store_.get())->ReadBillability(device);
     EXPECT_TRUE(rows.ok());
     for (const Billability& b : *rows)
       if (b.device_id == device) return b;
@@ -134,13 +102,13 @@ class IngestSecurityTest : public ::testing::Test {
   AckRecorder downlink_;
   HubMetrics metrics_;
   IngestOptions options_;
-  protocol::SigningKey key_ = NewKey();
+  protocol::SigningKey key_ = NewSigningKey();
 };
 
 TEST_F(IngestSecurityTest, DevelopmentModeStoresUnsignedTelemetryButBillsNothing) {
   auto ingestor = Make();
   EXPECT_FALSE(ingestor->SignaturesRequired()) << "no device has a key";
-  Agent agent(kDevice, nullptr);
+  ChainedEnvelopes agent(kDevice, nullptr);
   Deliver(ingestor.get(), agent.Envelope(Slice(1, 12), false));
   EXPECT_EQ(Stored(), 12u);
   EXPECT_EQ(downlink_.acks[kDevice], 12u);
@@ -154,7 +122,7 @@ TEST_F(IngestSecurityTest, OnceAnyDeviceIsEnrolledDevicesWithoutAKeyAreRefused) 
   Enroll(kDevice, key_);
   auto ingestor = Make();
   EXPECT_TRUE(ingestor->SignaturesRequired());
-  Agent other(kOther, nullptr);
+  ChainedEnvelopes other(kOther, nullptr);
   Deliver(ingestor.get(), other.Envelope(Slice(1, 3), false), kOther);
   EXPECT_EQ(metrics_.rejected.unenrolled, 1u);
   EXPECT_EQ(Stored(kOther), 0u);
@@ -163,7 +131,7 @@ TEST_F(IngestSecurityTest, OnceAnyDeviceIsEnrolledDevicesWithoutAKeyAreRefused) 
   options_.require_signatures = false;  // explicitly development mode, beside enrolled devices
   metrics_.rejected.unenrolled = 0;
   auto lenient = Make();
-  Agent again(kOther, nullptr);
+  ChainedEnvelopes again(kOther, nullptr);
   Deliver(lenient.get(), again.Envelope(Slice(1, 3), false), kOther);
   EXPECT_EQ(Stored(kOther), 3u);
   EXPECT_EQ(Billing(kOther).billable_through, 0u);
@@ -172,7 +140,7 @@ TEST_F(IngestSecurityTest, OnceAnyDeviceIsEnrolledDevicesWithoutAKeyAreRefused) 
 TEST_F(IngestSecurityTest, SignaturesMakeEventsBillableUpToTheirSequence) {
   Enroll(kDevice, key_);
   auto ingestor = Make();
-  Agent agent(kDevice, &key_);
+  ChainedEnvelopes agent(kDevice, &key_);
   Deliver(ingestor.get(), agent.Envelope(Slice(1, 3), true));
   EXPECT_EQ(Billing().signed_through, 3u);
   Deliver(ingestor.get(), agent.Envelope(Slice(4, 6), false));
@@ -213,7 +181,7 @@ TEST_F(IngestSecurityTest, SignaturesMakeEventsBillableUpToTheirSequence) {
 TEST_F(IngestSecurityTest, ASignatureAheadOfAGapWaitsForTheGapToFill) {
   Enroll(kDevice, key_);
   auto ingestor = Make();
-  Agent agent(kDevice, &key_);
+  ChainedEnvelopes agent(kDevice, &key_);
   const std::string first = agent.Envelope(Slice(1, 3), false);
   const std::string second = agent.Envelope(Slice(4, 6), true);
   Deliver(ingestor.get(), second);
@@ -226,14 +194,14 @@ TEST_F(IngestSecurityTest, ASignatureAheadOfAGapWaitsForTheGapToFill) {
 TEST_F(IngestSecurityTest, AnotherKeysSignatureIsRejectedWhole) {
   Enroll(kDevice, key_);
   auto ingestor = Make();
-  const protocol::SigningKey thief = NewKey();
-  Agent forger(kDevice, &thief);
+  const protocol::SigningKey thief = NewSigningKey();
+  ChainedEnvelopes forger(kDevice, &thief);
   Deliver(ingestor.get(), forger.Envelope(Slice(1, 3), true));
   EXPECT_EQ(metrics_.rejected.bad_signature, 1u);
   EXPECT_EQ(Stored(), 0u) << "none of its events is stored";
   EXPECT_EQ(downlink_.acks.count(kDevice), 0u);
   // The real agent's events still win: the forgery never claimed the sequences.
-  Agent agent(kDevice, &key_);
+  ChainedEnvelopes agent(kDevice, &key_);
   Deliver(ingestor.get(), agent.Envelope(Slice(1, 3), true));
   EXPECT_EQ(Billing().signed_through, 3u);
   EXPECT_EQ(metrics_.rejected.conflicting_duplicate, 0u);
@@ -241,9 +209,9 @@ TEST_F(IngestSecurityTest, AnotherKeysSignatureIsRejectedWhole) {
 
 TEST_F(IngestSecurityTest, AReplayChangesNothing) {
   Enroll(kDevice, key_);
-  Enroll(kOther, NewKey());
+  Enroll(kOther, NewSigningKey());
   auto ingestor = Make();
-  Agent agent(kDevice, &key_);
+  ChainedEnvelopes agent(kDevice, &key_);
   const std::string captured = agent.Envelope(Slice(1, 6), true);
   Deliver(ingestor.get(), captured);
   const Billability before = Billing();
@@ -262,7 +230,7 @@ TEST_F(IngestSecurityTest, AReplayChangesNothing) {
 // Every single-bit flip of a signed envelope is either refused or changes nothing that is stored:
 // no flipped event byte ever reaches the store.
 TEST_F(IngestSecurityTest, ABitFlippedEnvelopeNeverStoresOtherBytes) {
-  Agent agent(kDevice, &key_);
+  ChainedEnvelopes agent(kDevice, &key_);
   const std::string original = agent.Envelope(Slice(1, 3), true);
   std::vector<std::string> original_bytes;
   for (const v1::Event& e : Slice(1, 3)) original_bytes.push_back(e.SerializeAsString());
@@ -303,13 +271,13 @@ TEST_F(IngestSecurityTest, ABitFlippedEnvelopeNeverStoresOtherBytes) {
 TEST_F(IngestSecurityTest, ABrokenChainIsAlarmedAndBillsNothingAfterItUntilReset) {
   Enroll(kDevice, key_);
   auto ingestor = Make();
-  Agent agent(kDevice, &key_);
+  ChainedEnvelopes agent(kDevice, &key_);
   Deliver(ingestor.get(), agent.Envelope(Slice(1, 3), true));
   // Someone who can publish on the device's topic, but has not its key, gets an unsigned event
   // 4 in first.
   std::vector<v1::Event> forged = Slice(4, 4);
   forged[0].mutable_session_mark()->set_order_id("forged-order");
-  Agent forger(kDevice, nullptr);
+  ChainedEnvelopes forger(kDevice, nullptr);
   forger.Envelope(Slice(1, 3), false);
   Deliver(ingestor.get(), forger.Envelope(forged, false));
   EXPECT_EQ(Stored(), 4u);
@@ -354,7 +322,7 @@ TEST_F(IngestSecurityTest, ABrokenChainIsAlarmedAndBillsNothingAfterItUntilReset
 TEST_F(IngestSecurityTest, ARevokedDeviceIsRefusedAndBillsNothingSignedAfterRevocation) {
   Enroll(kDevice, key_);
   auto ingestor = Make();
-  Agent agent(kDevice, &key_);
+  ChainedEnvelopes agent(kDevice, &key_);
   Deliver(ingestor.get(), agent.Envelope(Slice(1, 3), true));
   Deliver(ingestor.get(), agent.Envelope(Slice(4, 5), false));
   ASSERT_TRUE(store_->RevokeDeviceKey(kDevice, clock_.WallUnixMs()).ok());
@@ -370,10 +338,10 @@ TEST_F(IngestSecurityTest, ARevokedDeviceIsRefusedAndBillsNothingSignedAfterRevo
   EXPECT_EQ(downlink_.acks[kDevice], 6u) << "nothing acked after the revocation";
 
   // Re-enrolled with a new key, the device's chain continues and is billable again.
-  const protocol::SigningKey renewed = NewKey();
+  const protocol::SigningKey renewed = NewSigningKey();
   Enroll(kDevice, renewed);
   ReloadKeys(ingestor.get());
-  Agent same_chain(kDevice, &renewed);
+  ChainedEnvelopes same_chain(kDevice, &renewed);
   same_chain.Envelope(Slice(1, 6), false);
   Deliver(ingestor.get(), same_chain.Envelope(Slice(7, 9), true));
   EXPECT_FALSE(Billing().revoked);
@@ -385,10 +353,10 @@ TEST_F(IngestSecurityTest, ARevokedDeviceIsRefusedAndBillsNothingSignedAfterRevo
 TEST_F(IngestSecurityTest, AbsurdTimesAreMalformedWhileAWrongClockIsKept) {
   Enroll(kDevice, key_);
   auto ingestor = Make();
-  Agent agent(kDevice, &key_);
+  ChainedEnvelopes agent(kDevice, &key_);
   std::vector<v1::Event> events = Slice(1, 2);
   events[0].mutable_at()->set_wall_unix_ms(1'500'000'000'000);  // 2017
-  Agent early(kDevice, &key_);
+  ChainedEnvelopes early(kDevice, &key_);
   Deliver(ingestor.get(), early.Envelope(events, true));
   EXPECT_EQ(metrics_.rejected.malformed, 1u);
   EXPECT_EQ(Stored(), 0u);
@@ -404,7 +372,7 @@ TEST_F(IngestSecurityTest, AbsurdTimesAreMalformedWhileAWrongClockIsKept) {
 TEST_F(IngestSecurityTest, AStoreFromBeforeSigningGetsItsChainComputedAtStart) {
   {
     auto ingestor = Make();
-    Agent agent(kDevice, nullptr);
+    ChainedEnvelopes agent(kDevice, nullptr);
     Deliver(ingestor.get(), agent.Envelope(Slice(1, 6), false));
   }
   {
@@ -416,7 +384,7 @@ TEST_F(IngestSecurityTest, AStoreFromBeforeSigningGetsItsChainComputedAtStart) {
   }
   Enroll(kDevice, key_);
   auto ingestor = Make();
-  Agent agent(kDevice, &key_);
+  ChainedEnvelopes agent(kDevice, &key_);
   agent.Envelope(Slice(1, 6), false);
   Deliver(ingestor.get(), agent.Envelope(Slice(7, 8), true));
   EXPECT_EQ(Billing().signed_through, 8u);

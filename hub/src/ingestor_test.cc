@@ -124,7 +124,9 @@ class FailingStore : public Store {
   Status RequestChainReset(const std::string& id, int64_t now) override {
     return inner_->RequestChainReset(id, now);
   }
-  Result<std::vector<Billability>> ReadBillability() override { return inner_->ReadBillability(); }
+  Result<std::vector<Billability>> ReadBillability(const std::string& id) override {
+    return inner_->ReadBillability(id);
+  }
   Status AddApiToken(const ApiToken& token) override { return inner_->AddApiToken(token); }
   Result<std::vector<ApiToken>> ListApiTokens() override { return inner_->ListApiTokens(); }
   Status RevokeApiToken(const std::string& name, int64_t now) override {

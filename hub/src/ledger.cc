@@ -186,6 +186,7 @@ std::string SessionResultJson(const Booking& b, const Instrument& instrument,
   w.Key("overrun_ms").Int(m.overrun_ms);
   w.Key("powered_ms").Int(m.powered_ms);
   w.Key("session_marks").Int(m.own_marks);
+  w.Key("unsigned_in_use_ms").Int(m.unsigned_in_use_ms);
   w.EndObject();
   if (b.voucher.has_value()) {
     const Voucher& v = *b.voucher;

@@ -279,7 +279,7 @@ std::optional<Failure> List(const SecurityArgs& args, std::ostream& out) {
   if (!context.ok()) return failure;
   Result<std::vector<DeviceKey>> keys = context->store->ListDeviceKeys();
   if (!keys.ok()) return Failure{kExitRuntime, keys.status()};
-  Result<std::vector<Billability>> billing = context->store->ReadBillability();
+  Result<std::vector<Billability>> billing = context->store->ReadBillability("");
   if (!billing.ok()) return Failure{kExitRuntime, billing.status()};
   std::map<std::string, const Billability*> by_device;
   for (const Billability& b : *billing) by_device[b.device_id] = &b;

@@ -537,7 +537,7 @@ class SqliteStore : public Store {
     return Status::Ok();
   }
 
-  Result<std::vector<Billability>> ReadBillability() override {
+  Result<std::vector<Billability>> ReadBillability(const std::string& device_id) override {
     // Keys: whether the device was ever enrolled, whether it has an active key, and the cap of
     // its most recently revoked key.
     Result<SqliteStatement> s = db_->Prepare(
@@ -548,8 +548,9 @@ class SqliteStore : public Store {
         "(SELECT k.revoked_signed_through FROM device_keys k WHERE k.device_id = d.device_id "
         "  AND k.revoked_unix_ms IS NOT NULL ORDER BY k.revoked_unix_ms DESC, k.key_id DESC "
         "  LIMIT 1) "
-        "FROM devices d ORDER BY d.device_id");
+        "FROM devices d WHERE ?1 = '' OR d.device_id = ?1 ORDER BY d.device_id");
     if (!s.ok()) return s.status();
+    s->Bind(1, device_id);
     std::vector<Billability> out;
     std::map<int64_t, size_t> by_key;
     while (true) {

@@ -103,7 +103,7 @@ std::vector<std::string> SessionFlagNames(uint32_t flags) {
     const char* name;
   };
   // Names are what the ledger holds: never rename one.
-  static constexpr std::array<Name, 8> kNames = {{
+  static constexpr std::array<Name, 9> kNames = {{
       {kSessionOverrun, "overrun"},
       {kSessionUnbookedUse, "unbooked_use"},
       {kSessionGap, "gap"},
@@ -112,11 +112,23 @@ std::vector<std::string> SessionFlagNames(uint32_t flags) {
       {kSessionAgentStoppedWhilePowered, "agent_stopped_while_powered"},
       {kSessionSourcesDisagree, "sources_disagree"},
       {kSessionMarkOtherOrder, "session_mark_other_order"},
+      {kSessionUnsigned, "unsigned"},
   }};
   std::vector<std::string> out;
   for (const Name& n : kNames)
     if ((flags & n.flag) != 0) out.emplace_back(n.name);
   return out;
+}
+
+Span UnprovenPart(const Interval& iv, const Proof& proof) {
+  const Span span = SpanOf(iv);
+  const Billability& b = proof.billability;
+  for (const SeqRange& r : b.unproven)
+    if (iv.start_seq <= r.last && r.first <= iv.end_seq) return span;
+  if (iv.end_seq <= b.billable_through) return {span.to_unix_ms, span.to_unix_ms};
+  if (iv.start_seq >= b.billable_through) return span;
+  return {std::clamp(proof.proven_until_unix_ms, span.from_unix_ms, span.to_unix_ms),
+          span.to_unix_ms};
 }
 
 SessionMeasure MeasureSession(const Booking& booking, const Span& attribution,
@@ -147,6 +159,7 @@ SessionMeasure MeasureSession(const Booking& booking, const Span& attribution,
     if (protocol::IsPowered(iv.state)) m.powered_ms += inside;
     if (protocol::IsInUse(iv.state)) {
       m.in_use_ms += inside;
+      m.unsigned_in_use_ms += Overlap(UnprovenPart(iv, telemetry.proof), attribution);
       m.overrun_ms += Overlap(span, after_end);
       std::vector<Span> unowned;
       if (span.from_unix_ms < attribution.from_unix_ms)
@@ -193,6 +206,7 @@ SessionMeasure MeasureSession(const Booking& booking, const Span& attribution,
 
   if (m.overrun_ms > booking.rules.allowed_overrun_seconds * 1000) m.flags |= kSessionOverrun;
   if (m.covered_ms < m.booked_ms) m.flags |= kSessionGap;
+  if (m.unsigned_in_use_ms > 0) m.flags |= kSessionUnsigned;
 
   if ((m.flags & kDisputeFlags) != 0) {
     m.status = SessionStatus::kDisputed;

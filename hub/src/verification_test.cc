@@ -55,8 +55,18 @@ Booking TenToEleven() {
   return b;
 }
 
-SessionMeasure Measure(const Telemetry& t, const Booking& b = TenToEleven(),
+// An enrolled device whose every event a verified signature covers.
+Proof AllSigned() {
+  Proof p;
+  p.billability.enrolled = true;
+  p.billability.signed_through = p.billability.billable_through = UINT64_MAX;
+  return p;
+}
+
+// Measures `t` as sent by a device that signed everything.
+SessionMeasure Measure(Telemetry t, const Booking& b = TenToEleven(),
                        const std::vector<Span>& others = {}) {
+  t.proof = AllSigned();
   return MeasureSession(b, {m(-10), m(70)}, others, t, VerifyOptions{});
 }
 
@@ -115,6 +125,51 @@ TEST(MeasureSessionTest, NoShowWhenFullyObservedAndNeverInUse) {
   EXPECT_EQ(r.status, SessionStatus::kNoShow);
   EXPECT_EQ(r.covered_ms, 60 * kMinute);
   EXPECT_EQ(r.powered_ms, 40 * kMinute);  // FAULT 10:30-11:10 is powered
+}
+
+// Only time a verified signature covers is billable: a signed event proves the time up to it;
+// time after the last signed event, or in an interval that touches an unproven stretch, is
+// measured but flagged.
+TEST(MeasureSessionTest, InUseTimeNoSignatureCoversIsMeasuredButNotBillable) {
+  Interval idle = State(kIdle, m(-60), m(5));
+  Interval first = State(kUse, m(5), m(30));
+  Interval second = State(kUse, m(30), m(55));
+  Interval after = State(kIdle, m(55), m(120));
+  idle.start_seq = 1, idle.end_seq = 2;
+  first.start_seq = 2, first.end_seq = 5;
+  second.start_seq = 5, second.end_seq = 9;
+  after.start_seq = 9, after.end_seq = 12;
+  Telemetry t;
+  t.intervals = {idle, first, second, after};
+
+  t.proof = AllSigned();
+  t.proof.billability.billable_through = 5;  // signed up to the 10:30 change
+  t.proof.proven_until_unix_ms = m(30);
+  SessionMeasure r = MeasureSession(TenToEleven(), {m(-10), m(70)}, {}, t, {});
+  EXPECT_EQ(r.status, SessionStatus::kVerified);  // what happened is not in doubt
+  EXPECT_EQ(Flags(r), Names{"unsigned"});
+  EXPECT_EQ(r.in_use_ms, 50 * kMinute);
+  EXPECT_EQ(r.unsigned_in_use_ms, 25 * kMinute);
+  EXPECT_EQ(r.billable_in_use_ms(), 25 * kMinute);
+
+  // Signed up to a heartbeat at 10:45 inside the second run: proven up to it.
+  t.proof.billability.billable_through = 7;
+  t.proof.proven_until_unix_ms = m(45);
+  r = MeasureSession(TenToEleven(), {m(-10), m(70)}, {}, t, {});
+  EXPECT_EQ(r.unsigned_in_use_ms, 10 * kMinute);
+
+  // A chain break resolved by a reset left sequences 6-7 unproven: the interval across it is
+  // never billable, whatever was signed later.
+  t.proof = AllSigned();
+  t.proof.billability.unproven = {{6, 7}};
+  r = MeasureSession(TenToEleven(), {m(-10), m(70)}, {}, t, {});
+  EXPECT_EQ(r.unsigned_in_use_ms, 25 * kMinute);
+
+  // Development mode: a device without a key signs nothing, so nothing is billable.
+  t.proof = Proof{};
+  r = MeasureSession(TenToEleven(), {m(-10), m(70)}, {}, t, {});
+  EXPECT_EQ(Flags(r), Names{"unsigned"});
+  EXPECT_EQ(r.billable_in_use_ms(), 0);
 }
 
 TEST(MeasureSessionTest, PartialWhenTelemetryIsMissing) {
@@ -473,6 +528,7 @@ TEST(VerificationPropertyTest, MeasuredSecondsEqualTheGroundTruth) {
     const std::vector<Span> attribution = AttributionWindows(windows);
     Telemetry telemetry;
     telemetry.intervals = intervals;
+    telemetry.proof = AllSigned();
     for (const Interval& iv : intervals)
       if (iv.kind == IntervalKind::kState)
         for (const Interval& gap : intervals)

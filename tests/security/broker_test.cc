@@ -226,7 +226,7 @@ class SecureStackTest : public ::testing::Test {
     return std::move(*store);
   }
   hub::Billability Billing(const std::string& id = "dev-a") {
-    auto rows = Store()->ReadBillability();
+    auto rows = Store()->ReadBillability("");
     EXPECT_TRUE(rows.ok());
     for (const hub::Billability& b : *rows)
       if (b.device_id == id) return b;

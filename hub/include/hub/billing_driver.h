@@ -10,6 +10,8 @@
 //     mark; a booking import records the old and new windows): late events and late bookings;
 //   - for every instrument with telemetry, each local day that ended (plus the settle delay)
 //     since the last pass, for use outside every booking.
+// Only in-use time that a verified signature covers is billed (Store::ReadBillability). A session
+// whose agent may still sign the rest waits for it (BillingOptions::signature_wait_seconds).
 // Each result is compared with the subject's latest ledger entry inside the write transaction:
 // equal, nothing is written; different, an amendment; new, a session or unbooked entry. So a pass
 // may run again, concurrently with ingest or with another pass, and never writes a result twice.
@@ -33,6 +35,8 @@ namespace instrumeter::hub {
 struct PassReport {
   size_t instruments = 0;        // instruments with something to look at
   size_t sessions_measured = 0;  // bookings verified (again)
+  // Settled bookings left for a later pass: in-use time their agent has not signed yet.
+  size_t sessions_awaiting_signature = 0;
   size_t days_measured = 0;      // local days checked for unbooked use
   size_t entries_appended = 0;   // new session and unbooked entries
   size_t amendments = 0;         // entries that correct an earlier one

@@ -16,6 +16,10 @@ struct BillingOptions {
   // A booking is verified once end + grace_after + this has passed; an unbooked-use day once
   // its end + this has passed. Later telemetry amends.
   int64_t settle_delay_seconds = 900;
+  // Agents sign at least once a minute, so a settled session normally is signed. One that is
+  // not, from an agent that may still sign it (enrolled, key active, chain intact), is left for
+  // later passes until settling + this; then it is recorded with that time unbilled.
+  int64_t signature_wait_seconds = 3600;
   VerifyOptions verify;
   // The UTC offset of the local day for unbooked-use records and local times in exports.
   int64_t day_utc_offset_minutes = 480;

@@ -287,8 +287,9 @@ class Store {
   virtual Status RevokeDeviceKey(const std::string& device_id, int64_t now_unix_ms) = 0;
   // Asks the running hub to re-anchor the device's broken chain. NotFound without an active key.
   virtual Status RequestChainReset(const std::string& device_id, int64_t now_unix_ms) = 0;
-  // One row per device that sent telemetry, by device id.
-  virtual Result<std::vector<Billability>> ReadBillability() = 0;
+  // One row per device that sent telemetry, by device id: the device `device_id`, or every
+  // device when it is empty.
+  virtual Result<std::vector<Billability>> ReadBillability(const std::string& device_id) = 0;
   // API tokens. AlreadyExists for a name in use (revoked ones included).
   virtual Status AddApiToken(const ApiToken& token) = 0;
   virtual Result<std::vector<ApiToken>> ListApiTokens() = 0;  // by name

@@ -16,6 +16,7 @@
 #include "hub/billing_records.h"
 #include "hub/billing_rules.h"
 #include "hub/derivation.h"
+#include "hub/store.h"
 
 namespace instrumeter::hub {
 
@@ -58,13 +59,30 @@ inline constexpr uint32_t kSessionCounterMismatch = 1u << 4;  // agent counters 
 inline constexpr uint32_t kSessionAgentStoppedWhilePowered = 1u << 5;
 inline constexpr uint32_t kSessionSourcesDisagree = 1u << 6;
 inline constexpr uint32_t kSessionMarkOtherOrder = 1u << 7;  // a session mark of another order
+// In-use time that no verified signature covers (DESIGN rule 5): measured, never billed.
+inline constexpr uint32_t kSessionUnsigned = 1u << 8;
 // The flags that need a human: any of them makes the session DISPUTED.
 inline constexpr uint32_t kDisputeFlags = kSessionClockSkew | kSessionCounterMismatch |
                                           kSessionAgentStoppedWhilePowered |
                                           kSessionSourcesDisagree | kSessionMarkOtherOrder;
 // "overrun", "unbooked_use", "gap", "clock_skew", "counter_mismatch",
-// "agent_stopped_while_powered", "sources_disagree", "session_mark_other_order" (in this order).
+// "agent_stopped_while_powered", "sources_disagree", "session_mark_other_order", "unsigned" (in
+// this order).
 std::vector<std::string> SessionFlagNames(uint32_t flags);
+
+// What of an instrument's telemetry a verified signature covers (DESIGN rule 5). A signed event
+// proves the time up to it: an interval is proven whole when its closing event is signed
+// (end_seq <= billable_through), up to proven_until_unix_ms when the signature reaches into it
+// (start_seq < billable_through < end_seq: a run still open, its last heartbeats not yet signed),
+// and not at all when it starts at or after billable_through or touches an unproven stretch.
+struct Proof {
+  Billability billability;
+  // The agent wall time of event billable_through (unused while billable_through is 0).
+  int64_t proven_until_unix_ms = 0;
+};
+
+// The part of `iv` that `proof` does not cover: empty, a tail, or all of it.
+Span UnprovenPart(const Interval& iv, const Proof& proof);
 
 // What the hub knows about one instrument over a stretch of time.
 struct Telemetry {
@@ -75,6 +93,8 @@ struct Telemetry {
   std::map<uint64_t, v1::InstrumentState> state_before_gap;
   std::vector<HourFacts> hours;
   std::vector<MarkRecord> marks;
+  // What a verified signature covers: only that in-use time is billed.
+  Proof proof;
 };
 
 struct VerifyOptions {
@@ -94,6 +114,8 @@ struct SessionMeasure {
   int64_t covered_ms = 0;
   int64_t coverage_ppm = 0;  // covered_ms * 1e6 / booked_ms, rounded down
   int64_t in_use_ms = 0;     // IN_USE inside the attribution window
+  // The part of in_use_ms that telemetry.proof does not cover (UnprovenPart).
+  int64_t unsigned_in_use_ms = 0;
   int64_t powered_ms = 0;    // IDLE, IN_USE, FAULT inside the attribution window
   int64_t overrun_ms = 0;    // IN_USE inside the attribution window after the end
   // Minimum over fresh heartbeats in the attribution window of hub receive time - agent wall
@@ -103,6 +125,8 @@ struct SessionMeasure {
   std::vector<std::string> other_order_marks;  // other orders marked inside it, sorted, unique
   SessionStatus status = SessionStatus::kPartial;
   uint32_t flags = 0;
+  // What the charges are computed from.
+  int64_t billable_in_use_ms() const { return in_use_ms - unsigned_in_use_ms; }
 };
 
 // Measures `booking` against `telemetry`.
@@ -117,7 +141,7 @@ struct SessionMeasure {
 // agent_stopped_while_powered (a gap in the window preceded by a powered state, or an interval in
 // the window closed by a crash: stopped_without_agent_stop or unclean_stop); sources_disagree
 // (an hour's disagreement inside the window); session_mark_other_order (a mark of another order
-// inside the booked window).
+// inside the booked window); unsigned (unsigned_in_use_ms > 0).
 SessionMeasure MeasureSession(const Booking& booking, const Span& attribution,
                               const std::vector<Span>& others, const Telemetry& telemetry,
                               const VerifyOptions& options);
