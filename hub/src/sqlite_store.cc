@@ -113,6 +113,7 @@ CREATE TABLE device_keys(
 );
 -- At most one active key per device.
 CREATE UNIQUE INDEX device_keys_active ON device_keys(device_id) WHERE revoked_unix_ms IS NULL;
+CREATE INDEX device_keys_by_device ON device_keys(device_id);
 -- Stretches of a broken chain that an operator reset left behind: never billable.
 CREATE TABLE unproven_ranges(
   dev_key INTEGER NOT NULL,
@@ -548,9 +549,11 @@ class SqliteStore : public Store {
         "(SELECT k.revoked_signed_through FROM device_keys k WHERE k.device_id = d.device_id "
         "  AND k.revoked_unix_ms IS NOT NULL ORDER BY k.revoked_unix_ms DESC, k.key_id DESC "
         "  LIMIT 1) "
-        "FROM devices d WHERE ?1 = '' OR d.device_id = ?1 ORDER BY d.device_id");
+        "FROM devices d" +
+        // Two forms: `?1 = '' OR d.device_id = ?1` would keep SQLite off the index.
+        std::string(device_id.empty() ? "" : " WHERE d.device_id = ?1") + " ORDER BY d.device_id");
     if (!s.ok()) return s.status();
-    s->Bind(1, device_id);
+    if (!device_id.empty()) s->Bind(1, device_id);
     std::vector<Billability> out;
     std::map<int64_t, size_t> by_key;
     while (true) {
@@ -572,9 +575,12 @@ class SqliteStore : public Store {
       by_key[s->Int(0)] = out.size();
       out.push_back(std::move(b));
     }
+    if (out.empty()) return out;
     Result<SqliteStatement> ranges = db_->Prepare(
-        "SELECT dev_key, from_seq, to_seq FROM unproven_ranges ORDER BY dev_key, from_seq");
+        "SELECT dev_key, from_seq, to_seq FROM unproven_ranges" +
+        std::string(device_id.empty() ? "" : " WHERE dev_key = ?1") + " ORDER BY dev_key, from_seq");
     if (!ranges.ok()) return ranges.status();
+    if (!device_id.empty()) ranges->Bind(1, by_key.begin()->first);
     while (true) {
       Result<bool> row = ranges->Step();
       if (!row.ok()) return row.status();
