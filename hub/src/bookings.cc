@@ -355,13 +355,9 @@ Result<std::vector<BookingInput>> ParseBookingsCsv(std::string_view text,
 
 Result<std::vector<BookingInput>> ParseBookingsJson(std::string_view text,
                                                     const std::string& source) {
-  json doc;
-  try {
-    doc = json::parse(text);
-  } catch (const json::parse_error& e) {
-    return Status::InvalidArgument(source + ":" + std::to_string(LineAt(text, e.byte)) +
-                                   ": not valid JSON");
-  }
+  Result<json> parsed = ParseJsonDocument(text, source);
+  if (!parsed.ok()) return parsed.status();
+  json doc = std::move(*parsed);
   std::vector<int> lines = ElementLines(text);
   if (doc.is_object()) {
     doc = json::array({std::move(doc)});

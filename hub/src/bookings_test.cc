@@ -209,6 +209,9 @@ TEST_F(BookingsTest, JsonNamesNestedFieldsAndLines) {
   EXPECT_EQ(error("[{\"order_id\": \"J-3\",\n \"rate_fen_per_hour\": 1.5}]"),
             "b.json:1: field 'rate_fen_per_hour': must be an integer");
   EXPECT_EQ(error("[1,\n{]"), "b.json:2: not valid JSON");
+  // Found by the fuzzer: a number too large for a double escaped as an exception.
+  EXPECT_EQ(error(R"([{"order_id": "J-3", "rate_fen_per_hour": 1E400}])"),
+            "b.json: not valid JSON: number overflow parsing '1E400'");
   EXPECT_EQ(All().size(), 1u);
 }
 

@@ -110,13 +110,9 @@ Result<std::vector<Instrument>> ParseInstrumentsCsv(std::string_view text,
 Result<std::vector<Instrument>> ParseInstrumentsJson(std::string_view text,
                                                      const std::string& source,
                                                      std::vector<RuleOverridesUpdate>* rules) {
-  nlohmann::json doc;
-  try {
-    doc = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    return Status::InvalidArgument(source + ":" + std::to_string(LineAt(text, e.byte)) +
-                                   ": not valid JSON");
-  }
+  Result<nlohmann::json> parsed = ParseJsonDocument(text, source);
+  if (!parsed.ok()) return parsed.status();
+  const nlohmann::json doc = std::move(*parsed);
   if (!doc.is_array())
     return Status::InvalidArgument(source + ":1: expected an array of instrument objects");
   const std::vector<int> element_lines = ElementLines(text);

@@ -79,6 +79,8 @@ TEST(InstrumentImportTest, JsonRowsAndErrorsWithLines) {
   EXPECT_EQ(error("[\n{\"instrument_id\": 7}]"),
             "i.json:2: field 'instrument_id': must be a string");
   EXPECT_EQ(error("[\n{\"instrument_id\": \"a\",\n}"), "i.json:3: not valid JSON");
+  EXPECT_EQ(error("[{\"instrument_id\": \"a\", \"rate_fen_per_hour\": -1E999}]"),
+            "i.json: not valid JSON: number overflow parsing '-1E999'");
   EXPECT_NE(error("{\"instrument_id\": \"a\"}").find("expected an array"), std::string::npos);
 }
 

@@ -126,6 +126,20 @@ int LineAt(std::string_view text, size_t byte) {
          static_cast<int>(std::count(text.begin(), text.begin() + static_cast<long>(byte), '\n'));
 }
 
+Result<nlohmann::json> ParseJsonDocument(std::string_view text, const std::string& source) {
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    return Status::InvalidArgument(source + ":" + std::to_string(LineAt(text, e.byte)) +
+                                   ": not valid JSON");
+  } catch (const nlohmann::json::exception& e) {
+    // e.g. "[json.exception.out_of_range.406] number overflow parsing '1E400'": no position.
+    std::string why = e.what();
+    if (const size_t end = why.find("] "); end != std::string::npos) why.erase(0, end + 2);
+    return Status::InvalidArgument(source + ": not valid JSON: " + why);
+  }
+}
+
 Status FieldError(const std::string& source, int line, std::string_view field,
                   const std::string& message) {
   return Status::InvalidArgument(source + ":" + std::to_string(line) + ": field '" +

@@ -2,6 +2,7 @@
 // by the instrument and booking imports. Private to the hub.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,6 +29,10 @@ std::vector<int> ElementLines(std::string_view text);
 
 // The 1-based line of byte offset `byte`.
 int LineAt(std::string_view text, size_t byte);
+
+// The JSON document `text`, or InvalidArgument "<source>:<line>: not valid JSON" (a syntax error)
+// or "<source>: not valid JSON: <why>" (a number out of range). Never throws.
+Result<nlohmann::json> ParseJsonDocument(std::string_view text, const std::string& source);
 
 // InvalidArgument "<source>:<line>: field '<field>': <message>".
 Status FieldError(const std::string& source, int line, std::string_view field,
