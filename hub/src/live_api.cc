@@ -84,8 +84,8 @@ void WriteTime(JsonWriter* w, std::string_view key, std::string_view key_ms, int
 }
 
 // The fields every representation of an instrument shares (list rows, detail, stream events),
-// written into an open object.
-void WriteInstrumentFields(JsonWriter* w, const InstrumentView& view) {
+// written into an open object; bookings as of `now_unix_ms`.
+void WriteInstrumentFields(JsonWriter* w, const InstrumentView& view, int64_t now_unix_ms) {
   const Instrument& in = view.instrument;
   const LiveState& l = view.live;
   w->Key("instrument_id").String(in.instrument_id);
@@ -117,11 +117,23 @@ void WriteInstrumentFields(JsonWriter* w, const InstrumentView& view) {
   w->Key("today_powered_seconds").Double(Round3(today.powered_seconds));
   w->Key("today_in_use_seconds").Double(Round3(today.in_use_seconds));
   w->Key("today_gap_seconds").Double(Round3(today.gap_seconds));
-  // Bookings arrive with the billing work (issue 4): until then nothing is booked, so every
-  // instrument is free. The fields exist now so that clients are written against them.
-  w->Key("current_booking").Null();
-  w->Key("next_booking").Null();
-  w->Key("free_now").Bool(true);
+  const BookingsNow bookings = BookingsAt(view, now_unix_ms);
+  for (const auto& [key, booking] :
+       {std::pair{"current_booking", bookings.current}, std::pair{"next_booking", bookings.next}}) {
+    w->Key(key);
+    if (booking == nullptr) {
+      w->Null();
+      continue;
+    }
+    w->BeginObject();
+    w->Key("order_id").String(booking->order_id);
+    w->Key("customer").String(booking->customer);
+    w->Key("remote").Bool(booking->remote);
+    WriteTime(w, "start", "start_unix_ms", booking->start_unix_ms);
+    WriteTime(w, "end", "end_unix_ms", booking->end_unix_ms);
+    w->EndObject();
+  }
+  w->Key("free_now").Bool(FreeNow(view, bookings));
 }
 
 void WriteHealth(JsonWriter* w, const AgentHealth& health) {
@@ -233,18 +245,19 @@ HttpResponse LiveApi::ListInstruments(const HttpRequest& request) {
   JsonWriter w(live.instruments().size() * 720 + 512);
   w.BeginObject().Key("instruments").BeginArray();
   size_t count = 0;
+  const int64_t now = s_.clock->WallUnixMs();
   for (const auto& [id, view] : live.instruments()) {
     if (city != request.query.end() && !SameText(view.instrument.city, city->second)) continue;
     if (site != request.query.end() && !SameText(view.instrument.site, site->second)) continue;
     if (!states.empty() && states.count(view.live.state) == 0) continue;
     if (online.has_value() && view.live.online != online) continue;
     w.BeginObject();
-    WriteInstrumentFields(&w, view);
+    WriteInstrumentFields(&w, view, now);
     w.EndObject();
     ++count;
   }
   w.EndArray().Key("count").Uint(count);
-  WriteTime(&w, "generated_at", "generated_at_unix_ms", s_.clock->WallUnixMs());
+  WriteTime(&w, "generated_at", "generated_at_unix_ms", now);
   WriteTime(&w, "today_from", "today_from_unix_ms", live.day_start_unix_ms());
   WriteTime(&w, "today_to", "today_to_unix_ms", live.day_start_unix_ms() + kDayMs);
   w.EndObject();
@@ -275,7 +288,7 @@ HttpResponse LiveApi::GetInstrument(const HttpRequest& request) {
   LoadHealth(*view);
   JsonWriter w;
   w.BeginObject();
-  WriteInstrumentFields(&w, *view);
+  WriteInstrumentFields(&w, *view, s_.clock->WallUnixMs());
   w.Key("events_stored").Uint(view->events_stored);
   w.Key("contiguous_seq").Uint(view->contiguous_seq);
   // The agent's own meter (DESIGN rule 2), as of its newest observation point.
@@ -381,7 +394,7 @@ std::string LiveApi::StreamMessage(const LiveEvent& event, uint64_t id) const {
   if (view == nullptr) return "";
   JsonWriter w;
   w.BeginObject();
-  WriteInstrumentFields(&w, *view);
+  WriteInstrumentFields(&w, *view, s_.clock->WallUnixMs());
   const char* name = "state";
   if (event.kind == LiveEvent::Kind::kState) {
     w.Key("previous_state").String(LiveStateName(event.previous_state));

@@ -18,6 +18,24 @@ bool EndedBefore(const Interval& iv, int64_t day_start) {
 
 }  // namespace
 
+BookingsNow BookingsAt(const InstrumentView& view, int64_t now_unix_ms) {
+  BookingsNow out;
+  for (const BookingBrief& b : view.bookings) {
+    if (b.end_unix_ms <= now_unix_ms) continue;
+    if (b.start_unix_ms <= now_unix_ms) {
+      out.current = &b;
+      continue;
+    }
+    out.next = &b;
+    break;
+  }
+  return out;
+}
+
+bool FreeNow(const InstrumentView& view, const BookingsNow& bookings) {
+  return bookings.current == nullptr && !protocol::IsInUse(view.live.state);
+}
+
 int64_t UtcDayStart(int64_t unix_ms) {
   const int64_t floored = unix_ms / kDayMs * kDayMs;
   return floored > unix_ms ? floored - kDayMs : floored;  // negative times round down too
@@ -67,6 +85,22 @@ Status LiveView::Reload() {
   instruments_ = std::move(fresh);
   registry_read_mono_ms_ = clock_->MonotonicMs();
   registry_stale_ = false;
+  return ReloadBookings();
+}
+
+Status LiveView::ReloadBookings() {
+  const int64_t now = clock_->WallUnixMs();
+  Result<std::vector<Booking>> bookings =
+      store_->ListBookings({.from_unix_ms = now, .to_unix_ms = now + kBookingHorizonMs});
+  if (!bookings.ok()) return bookings.status().WithContext("live view: reading bookings");
+  for (auto& [id, view] : instruments_) view.bookings.clear();
+  // ListBookings orders by instrument and start.
+  for (Booking& b : *bookings) {
+    auto it = instruments_.find(b.instrument_id);
+    if (it == instruments_.end()) continue;
+    it->second.bookings.push_back({std::move(b.order_id), std::move(b.customer.organisation),
+                                   b.remote, b.start_unix_ms, b.end_unix_ms});
+  }
   return Status::Ok();
 }
 
@@ -91,7 +125,7 @@ Status LiveView::RefreshRegistry() {
     view.registered = true;
     view.instrument = std::move(in);
   }
-  return Status::Ok();
+  return ReloadBookings();
 }
 
 void LiveView::KeepRecent(InstrumentView* view, const Interval& interval) const {

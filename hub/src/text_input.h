@@ -29,7 +29,8 @@ std::vector<int> ElementLines(std::string_view text);
 // The 1-based line of byte offset `byte`.
 int LineAt(std::string_view text, size_t byte);
 
-// InvalidArgument "<source>:<line>: field '<field>': <message>".
+// InvalidArgument "<source>:<line>: field '<field>': <message>"; without ":<line>" when `line` is
+// 0 (a source that is not a text file, such as one element of an HTTP request).
 Status FieldError(const std::string& source, int line, std::string_view field,
                   const std::string& message);
 

@@ -111,7 +111,7 @@ int Main(int argc, char** argv) {
   HttpOptions http;
   http.server.listen = "127.0.0.1:0";
   t = Clock::now();
-  auto live = LiveHttp::Start(http, {.path = db}, &metrics, &feed, [] {
+  auto live = LiveHttp::Start(http, {.path = db}, {}, &metrics, &feed, [] {
     return HealthReport{.broker_connected = true, .ingest_healthy = true};
   });
   if (!live.ok()) return std::printf("%s\n", live.status().ToString().c_str()), 1;
