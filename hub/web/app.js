@@ -131,8 +131,9 @@
   }
 
   // ---- tiles ------------------------------------------------------------------------------
-  // "Booked · customer · remote · until 14:00 UTC", "Free now · next 09:00 UTC", ...
-  const hhmm = (unixMs) => new Date(unixMs).toISOString().slice(11, 16) + ' UTC';
+  // "Booked · customer · remote · until 14:00", "Free now · next 09:00", ... (UTC, as the
+  // dashboard's days; the panel has the full times).
+  const hhmm = (unixMs) => new Date(unixMs).toISOString().slice(11, 16);
   function bookingLine(inst) {
     const cur = inst.current_booking;
     const next = inst.next_booking;
@@ -156,7 +157,8 @@
     tile.querySelector('.t-book').textContent = bookingLine(inst);
     tile.title = inst.instrument_id + ' · ' + (LABEL[inst.state] || inst.state) +
                  (inst.state_since ? ' since ' + utc(inst.state_since_unix_ms) : '') +
-                 (inst.online === false ? ' · agent OFFLINE since ' + utc(inst.online_since_unix_ms) : '');
+                 (inst.online === false ? ' · agent OFFLINE since ' + utc(inst.online_since_unix_ms) : '') +
+                 '\n' + bookingLine(inst);
   }
   function makeTile(inst) {
     const tile = el('button');
