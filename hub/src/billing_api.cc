@@ -3,6 +3,7 @@
 #include <charconv>
 #include <nlohmann/json.hpp>
 
+#include "api_json.h"
 #include "hub/bookings.h"
 #include "hub/ledger.h"
 #include "hub/share_api.h"
@@ -13,21 +14,6 @@ namespace {
 using nlohmann::json;
 
 constexpr int64_t kDefaultFeedLimit = 100;
-
-// Refuses query parameters a handler does not know: a typo must not silently widen a filter.
-std::optional<HttpResponse> OnlyParameters(const HttpRequest& request,
-                                           std::initializer_list<const char*> known) {
-  for (const auto& [name, value] : request.query) {
-    bool ok = false;
-    std::string expected;
-    for (const char* k : known) {
-      ok = ok || name == k;
-      expected += std::string(expected.empty() ? "" : ", ") + k;
-    }
-    if (!ok) return BadParameter(name, "unknown (expected " + expected + ")");
-  }
-  return std::nullopt;
-}
 
 // The element name a booking's errors carry: "bookings[<index>]".
 std::string ElementName(size_t index) { return "bookings[" + std::to_string(index) + "]"; }
@@ -81,16 +67,6 @@ Result<std::vector<BookingInput>> ParseRequestBookings(const std::string& body) 
     }
   }
   return rows;
-}
-
-std::optional<HttpResponse> TimeParameter(const HttpRequest& request, const std::string& name,
-                                          int64_t* unix_ms) {
-  auto it = request.query.find(name);
-  if (it == request.query.end()) return std::nullopt;
-  if (!ParseUtc(it->second, unix_ms))
-    return BadParameter(name, "not an ISO 8601 time ('" + it->second +
-                                  "'; e.g. 2026-01-01T08:00:00+08:00 or 2026-01-01)");
-  return std::nullopt;
 }
 
 }  // namespace
@@ -149,8 +125,9 @@ HttpResponse BillingApi::ListBookings(const HttpRequest& request) {
   BookingFilter filter;
   if (auto it = request.query.find("instrument"); it != request.query.end())
     filter.instrument_id = it->second;
-  if (auto bad = TimeParameter(request, "from", &filter.from_unix_ms)) return *bad;
-  if (auto bad = TimeParameter(request, "to", &filter.to_unix_ms)) return *bad;
+  bool given = false;
+  if (auto bad = TimeParameter(request, "from", &filter.from_unix_ms, &given)) return *bad;
+  if (auto bad = TimeParameter(request, "to", &filter.to_unix_ms, &given)) return *bad;
   if (filter.to_unix_ms <= filter.from_unix_ms) return BadParameter("to", "must be after 'from'");
   Result<std::vector<Booking>> bookings = s_.store->ListBookings(filter);
   if (!bookings.ok())

@@ -3,9 +3,9 @@
 #include <openssl/rand.h>
 
 #include <algorithm>
-#include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "api_json.h"
 #include "hub/reports.h"
 #include "protocol/chain.h"
 #include "protocol/codec.h"
@@ -17,13 +17,6 @@ namespace {
 using nlohmann::json;
 
 constexpr size_t kTokenBytes = 16;  // 128 bits
-
-double Round3(double seconds) { return std::round(seconds * 1000.0) / 1000.0; }
-
-void PutTime(json* j, const std::string& name, int64_t unix_ms) {
-  (*j)[name] = FormatUtc(unix_ms);
-  (*j)[name + "_unix_ms"] = unix_ms;
-}
 
 // Share URLs are secrets in a path: keep them out of caches and other sites' Referer headers.
 void AddPrivacyHeaders(HttpResponse* response) {
@@ -54,12 +47,6 @@ HttpResponse Refuse(bool html, int status, const std::string& title, const std::
   HttpResponse response = JsonError(status, text);
   AddPrivacyHeaders(&response);
   return response;
-}
-
-// The share routes take no parameters: nothing a client adds may widen what a link shows.
-std::optional<HttpResponse> NoParameters(const HttpRequest& request) {
-  if (request.query.empty()) return std::nullopt;
-  return BadParameter(request.query.begin()->first, "a share link takes no parameters");
 }
 
 }  // namespace
@@ -122,7 +109,8 @@ std::optional<HttpResponse> ShareApi::Resolve(const std::string& token, bool htm
 }
 
 HttpResponse ShareApi::Page(const HttpRequest& request) {
-  if (auto bad = NoParameters(request)) return *bad;
+  // Nothing a client adds may widen what a link shows.
+  if (auto bad = OnlyParameters(request, {})) return *bad;
   Booking booking;
   if (auto refused = Resolve(request.path_params.at("token"), true, &booking)) return *refused;
   HttpResponse page = ServeWebFile(s_.web_root, "live.html");
@@ -131,7 +119,8 @@ HttpResponse ShareApi::Page(const HttpRequest& request) {
 }
 
 HttpResponse ShareApi::Data(const HttpRequest& request) {
-  if (auto bad = NoParameters(request)) return *bad;
+  // Nothing a client adds may widen what a link shows.
+  if (auto bad = OnlyParameters(request, {})) return *bad;
   Booking booking;
   if (auto refused = Resolve(request.path_params.at("token"), false, &booking)) return *refused;
   if (Status st = s_.view->Refresh(); !st.ok())
@@ -176,42 +165,21 @@ HttpResponse ShareApi::Data(const HttpRequest& request) {
 
   // The session so far: intervals clipped to [start, min(now, end)).
   const int64_t from = booking.start_unix_ms;
-  const int64_t to = std::min(now, booking.end_unix_ms);
-  json intervals = json::array();
-  double powered = 0;
-  double in_use = 0;
-  double gaps = 0;
+  const int64_t to = std::max(from, std::min(now, booking.end_unix_ms));
+  ClippedTimeline timeline;
   if (to > from) {
-    Result<std::vector<DeviceInterval>> rows =
-        s_.store->ReadIntervals(booking.instrument_id, from, to);
-    if (!rows.ok())
-      return JsonError(503, "the database cannot be read: " + rows.status().message());
-    for (const DeviceInterval& di : *rows) {
-      const Interval& iv = di.interval;
-      const int64_t start = std::max(iv.start_wall_unix_ms, from);
-      const int64_t end = std::min(iv.end_wall_unix_ms(), to);
-      if (end <= start) continue;
-      const double seconds = static_cast<double>(end - start) / 1000.0;
-      json j = {{"kind", IntervalKindName(iv.kind)}};
-      if (iv.kind == IntervalKind::kState) {
-        j["state"] = protocol::StateName(iv.state);
-        if (protocol::IsPowered(iv.state)) powered += seconds;
-        if (protocol::IsInUse(iv.state)) in_use += seconds;
-      } else {
-        gaps += seconds;
-      }
-      PutTime(&j, "start", start);
-      PutTime(&j, "end", end);
-      j["duration_seconds"] = Round3(seconds);
-      intervals.push_back(std::move(j));
-    }
+    Result<ClippedTimeline> read = ReadClippedTimeline(s_.store, booking.instrument_id, from, to,
+                                                       view != nullptr ? view->live : LiveState{});
+    if (!read.ok())
+      return JsonError(503, "the database cannot be read: " + read.status().message());
+    timeline = std::move(*read);
   }
   PutTime(&body, "window_from", from);
-  PutTime(&body, "window_to", std::max(from, to));
-  body["intervals"] = std::move(intervals);
-  body["powered_seconds"] = Round3(powered);
-  body["in_use_seconds"] = Round3(in_use);
-  body["gap_seconds"] = Round3(gaps);
+  PutTime(&body, "window_to", to);
+  body["intervals"] = std::move(timeline.intervals);
+  body["powered_seconds"] = timeline.powered_seconds;
+  body["in_use_seconds"] = timeline.in_use_seconds;
+  body["gap_seconds"] = timeline.gap_seconds;
   HttpResponse response = JsonResponse(200, body);
   AddPrivacyHeaders(&response);
   return response;
