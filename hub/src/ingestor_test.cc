@@ -91,6 +91,7 @@ class FailingStore : public Store {
   Result<std::optional<Booking>> GetBooking(const std::string& order_id) override {
     return inner_->GetBooking(order_id);
   }
+  Result<int64_t> BookingsVersion() override { return inner_->BookingsVersion(); }
   Result<std::vector<Booking>> ListUnverifiedBookings(int64_t settled) override {
     return inner_->ListUnverifiedBookings(settled);
   }

@@ -26,7 +26,7 @@ BookingsNow BookingsAt(const InstrumentView& view, int64_t now_unix_ms) {
       out.current = &b;
       continue;
     }
-    out.next = &b;
+    if (b.start_unix_ms < now_unix_ms + kBookingHorizonMs) out.next = &b;
     break;
   }
   return out;
@@ -90,9 +90,14 @@ Status LiveView::Reload() {
 
 Status LiveView::ReloadBookings() {
   const int64_t now = clock_->WallUnixMs();
+  // The version first: a change that lands between the two reads is read again next time.
+  Result<int64_t> version = store_->BookingsVersion();
+  if (!version.ok()) return version.status().WithContext("live view: reading bookings");
   Result<std::vector<Booking>> bookings =
-      store_->ListBookings({.from_unix_ms = now, .to_unix_ms = now + kBookingHorizonMs});
+      store_->ListBookings({.from_unix_ms = now, .to_unix_ms = now + kBookingHorizonMs + kDayMs});
   if (!bookings.ok()) return bookings.status().WithContext("live view: reading bookings");
+  bookings_version_ = *version;
+  bookings_read_wall_ms_ = now;
   for (auto& [id, view] : instruments_) view.bookings.clear();
   // ListBookings orders by instrument and start.
   for (Booking& b : *bookings) {
@@ -110,8 +115,16 @@ Status LiveView::Refresh() {
     day_start_ms_ = today;
     PruneRecent();
   }
-  if (registry_stale_ || clock_->MonotonicMs() - registry_read_mono_ms_ >= registry_refresh_ms_)
-    return RefreshRegistry();
+  if (registry_stale_ || clock_->MonotonicMs() - registry_read_mono_ms_ >= registry_refresh_ms_) {
+    INSTRUMETER_RETURN_IF_ERROR(RefreshRegistry());
+    // Imports by the CLI (another process) show at the registry's pace; while nothing changed
+    // this costs one single-row read.
+    Result<int64_t> version = store_->BookingsVersion();
+    if (!version.ok()) return version.status().WithContext("live view: reading bookings");
+    if (*version != bookings_version_) return ReloadBookings();
+  }
+  // What was read reaches a day beyond the horizon: read again before that runs out.
+  if (clock_->WallUnixMs() - bookings_read_wall_ms_ >= kDayMs) return ReloadBookings();
   return Status::Ok();
 }
 
@@ -125,7 +138,7 @@ Status LiveView::RefreshRegistry() {
     view.registered = true;
     view.instrument = std::move(in);
   }
-  return ReloadBookings();
+  return Status::Ok();
 }
 
 void LiveView::KeepRecent(InstrumentView* view, const Interval& interval) const {

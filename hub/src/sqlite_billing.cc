@@ -598,8 +598,19 @@ Result<PutBookingsOutcome> SqliteBilling::PutBookings(const std::vector<Booking>
     upsert->BindNull(24);
     INSTRUMETER_RETURN_IF_ERROR(upsert->Run().WithContext("order '" + b.order_id + "'"));
   }
+  if (outcome.inserted + outcome.updated > 0)
+    INSTRUMETER_RETURN_IF_ERROR(
+        db_->Exec("UPDATE bookings_version SET version = version + 1 WHERE one = 1"));
   INSTRUMETER_RETURN_IF_ERROR(tx->Commit());
   return outcome;
+}
+
+Result<int64_t> SqliteBilling::BookingsVersion() {
+  Result<SqliteStatement> s = db_->Prepare("SELECT version FROM bookings_version WHERE one = 1");
+  if (!s.ok()) return s.status();
+  Result<bool> row = s->Step();
+  if (!row.ok()) return row.status();
+  return *row ? s->Int(0) : 0;
 }
 
 Result<std::vector<Booking>> SqliteBilling::QueryBookings(SqliteStatement* s) {

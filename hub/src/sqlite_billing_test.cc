@@ -173,7 +173,7 @@ TEST_F(SqliteBillingTest, AVersionOneDatabaseIsMigratedToTheLatest) {
         "DROP TABLE device_hours; DROP INDEX events_session_marks; DROP TABLE unbooked_progress; "
         "DROP TABLE ledger; DROP TABLE ledger_head; "
         "DROP TABLE device_keys; DROP TABLE unproven_ranges; DROP TABLE api_tokens; "
-        "DROP TABLE share_links; "
+        "DROP TABLE share_links; DROP TABLE bookings_version; "
         "ALTER TABLE events DROP COLUMN link; ALTER TABLE devices DROP COLUMN chain_link; "
         "ALTER TABLE devices DROP COLUMN signed_through; "
         "ALTER TABLE devices DROP COLUMN chain_broken_from; "

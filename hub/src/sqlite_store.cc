@@ -130,7 +130,8 @@ CREATE TABLE api_tokens(
 );
 )sql",
     // 4: customers' share links to remote bookings (docs/security.md, "Share links"). Only the
-    // SHA-256 of each token is kept; at most one active link per order.
+    // SHA-256 of each token is kept; at most one active link per order. And what the live view
+    // needs to keep bookings in memory cheaply (docs/live-api.md).
     R"sql(
 CREATE TABLE share_links(
   sha256 BLOB PRIMARY KEY,
@@ -139,6 +140,15 @@ CREATE TABLE share_links(
   revoked_unix_ms INTEGER
 );
 CREATE UNIQUE INDEX share_links_active ON share_links(order_id) WHERE revoked_unix_ms IS NULL;
+-- The live view reads the bookings that have not ended, of every instrument: by their end.
+CREATE INDEX bookings_by_end ON bookings(end_unix_ms);
+-- Grows with every PutBookings that inserts or changes a booking, so that the live view reads
+-- bookings again only when they changed.
+CREATE TABLE bookings_version(
+  one INTEGER PRIMARY KEY CHECK(one = 1),
+  version INTEGER NOT NULL
+);
+INSERT INTO bookings_version(one, version) VALUES(1, 0);
 )sql",
 };
 
@@ -451,6 +461,7 @@ class SqliteStore : public Store {
   Result<std::optional<Booking>> GetBooking(const std::string& order_id) override {
     return billing_->FindBooking(order_id);
   }
+  Result<int64_t> BookingsVersion() override { return billing_->BookingsVersion(); }
   Result<std::vector<Booking>> ListUnverifiedBookings(int64_t settled_unix_ms) override {
     return billing_->ListUnverifiedBookings(settled_unix_ms);
   }

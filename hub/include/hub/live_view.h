@@ -55,12 +55,13 @@ struct InstrumentView {
   // Intervals that end after the current UTC day began, by (kind, start_seq).
   std::map<std::pair<IntervalKind, uint64_t>, Interval> recent;
   DayTotals today;  // `recent` clipped to the current day; kept in step with it
-  // Bookings that overlapped [now, now + kBookingHorizonMs) when they were last read, by start
-  // (bookings of one instrument never overlap).
+  // Bookings that overlapped [now, now + kBookingHorizonMs + 1 day) when they were last read
+  // (at most a day ago), by start (bookings of one instrument never overlap).
   std::vector<BookingBrief> bookings;
 };
 
-// An instrument's booking in force at a moment and the one after it (null when none).
+// An instrument's booking in force at a moment and the one after it if it starts within
+// kBookingHorizonMs (null when none).
 struct BookingsNow {
   const BookingBrief* current = nullptr;
   const BookingBrief* next = nullptr;
@@ -93,9 +94,10 @@ class LiveView {
   std::vector<LiveEvent> Apply(const std::vector<LiveChange>& changes);
   // Reads everything again (after the feed dropped changes). Health already known is kept.
   Status Reload();
-  // Work that falls due with time: a new UTC day drops yesterday's intervals; the registry and
-  // the bookings are re-read when due (so that imports by the CLI, another process, show).
-  // Call before serving a request.
+  // Work that falls due with time: a new UTC day drops yesterday's intervals; the registry is
+  // re-read when due, and with it the bookings if Store::BookingsVersion says they changed (an
+  // import by the CLI, another process); the bookings are read again at least once a day, as
+  // their horizon moves. Call before serving a request.
   Status Refresh();
   // Reads the bookings again: the http thread calls it after its own booking import, so the
   // import shows in the next response. One query for every instrument.
@@ -122,6 +124,8 @@ class LiveView {
   const int64_t registry_refresh_ms_;
   int64_t day_start_ms_ = 0;
   int64_t registry_read_mono_ms_ = 0;
+  int64_t bookings_version_ = -1;      // Store::BookingsVersion when the bookings were read
+  int64_t bookings_read_wall_ms_ = 0;  // and when
   bool registry_stale_ = false;
   std::map<std::string, InstrumentView> instruments_;
 };

@@ -258,6 +258,9 @@ class Store {
   virtual Result<std::vector<Booking>> ListBookings(const BookingFilter& filter) = 0;
   // The booking with this order id, if any.
   virtual Result<std::optional<Booking>> GetBooking(const std::string& order_id) = 0;
+  // A number that grows with every PutBookings that inserts or changes a booking (from any
+  // process): readers that cache bookings compare it to know when to read them again.
+  virtual Result<int64_t> BookingsVersion() = 0;
   // Bookings not verified under their current terms whose end + grace_after is at or before
   // `settled_unix_ms`, by instrument and start.
   virtual Result<std::vector<Booking>> ListUnverifiedBookings(int64_t settled_unix_ms) = 0;
