@@ -104,8 +104,8 @@ int Main(int argc, char** argv) {
       (*store)->ListBookings({.from_unix_ms = now, .to_unix_ms = now + kBookingHorizonMs});
   if (!horizon.ok()) return 1;
   std::printf(
-      "read the %zu bookings of the live view's horizon in %.0f ms (at load, after each "
-      "import and every registry refresh)\n",
+      "read the %zu bookings of the live view's horizon in %.0f ms (at load, after an import "
+      "and once a day)\n",
       horizon->size(), Ms(Clock::now() - t));
 
   HubMetrics metrics;
