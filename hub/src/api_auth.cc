@@ -14,6 +14,8 @@ constexpr char kTokenPrefix[] = "imt_";
 bool IsPublic(const HttpRequest& request) {
   if (request.method != "GET" && request.method != "HEAD") return false;
   if (request.path == "/healthz" || request.path == "/") return true;
+  // A customer's share link: its token is its own credential (share_api.h), checked there.
+  if (request.path.rfind("/live/", 0) == 0) return true;
   // A dashboard file: one segment, not an API route.
   return request.path.find('/', 1) == std::string::npos && request.path != "/metrics";
 }

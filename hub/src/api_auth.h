@@ -3,9 +3,11 @@
 // shown once, and stored only as their SHA-256.
 //
 // Policy while tokens are required: GET /healthz and the dashboard's static files (/ and
-// /<file>) are public, since they carry no telemetry; everything else (the /api/v1 routes,
-// /metrics, and every method but GET) needs `Authorization: Bearer <token>`. The event stream
-// also takes `?access_token=<token>`, because a browser's EventSource cannot set headers.
+// /<file>) are public, since they carry no telemetry, and so are customers' share links
+// (GET /live/<token>...; the share token is checked by share_api.h and is no bearer token);
+// everything else (the /api/v1 routes, /metrics, and every method but GET) needs `Authorization:
+// Bearer <token>`. The event stream also takes `?access_token=<token>`, because a browser's
+// EventSource cannot set headers.
 #pragma once
 
 #include <optional>

@@ -31,8 +31,8 @@ class ApiAuthTest : public ::testing::Test {
   // A router whose every route answers 200, behind the token authorizer.
   Router Make(std::optional<bool> required, const std::string& listen = "127.0.0.1:8080") {
     Router router;
-    for (const char* path :
-         {"/api/v1/instruments", "/api/v1/stream", "/metrics", "/healthz", "/", "/{file}"})
+    for (const char* path : {"/api/v1/instruments", "/api/v1/stream", "/metrics", "/healthz", "/",
+                             "/{file}", "/live/{token}"})
       router.Add("GET", path, [](const HttpRequest&) { return JsonResponse(200, {}); });
     router.Add("POST", "/api/v1/bookings",
                [](const HttpRequest&) { return JsonResponse(201, {}); });
@@ -93,6 +93,9 @@ TEST_F(ApiAuthTest, WithoutOrWithAWrongTokenItIs401) {
   EXPECT_EQ(router.Dispatch(Req("GET", "/healthz")).status, 200);
   EXPECT_EQ(router.Dispatch(Req("GET", "/")).status, 200);
   EXPECT_EQ(router.Dispatch(Req("HEAD", "/app.js")).status, 200);
+  // A customer's share link carries its own credential (share_api.h checks it), and is read-only.
+  EXPECT_EQ(router.Dispatch(Req("GET", "/live/0123")).status, 200);
+  EXPECT_EQ(router.Dispatch(Req("POST", "/live/0123")).status, 401);
 }
 
 TEST_F(ApiAuthTest, OnlyTheStreamTakesTheTokenAsAParameter) {

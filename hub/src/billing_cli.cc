@@ -9,6 +9,7 @@
 #include "hub/billing_reports.h"
 #include "hub/bookings.h"
 #include "hub/ledger.h"
+#include "hub/share_api.h"
 #include "text_output.h"
 
 namespace instrumeter::hub {
@@ -96,6 +97,15 @@ BillingCommands::BillingCommands(CLI::App* app, CLI::App* instruments) {
   AddFormatOption(bookings_list_, &a.format, {"table", "csv", "json"});
   AddConfigOption(bookings_list_, &a.config_path);
 
+  bookings_share_ = bookings->add_subcommand(
+      "share",
+      "Make a new share link (/live/<token>) for a remote booking and print it; the order's "
+      "previous link stops working. The token is shown only now: the hub keeps its SHA-256.");
+  bookings_share_->add_option("ORDER_ID", a.order_id, "the remote booking's order id")->required();
+  bookings_share_->add_option("--base-url", a.base_url,
+                              "print the link under this address, e.g. https://hub.example.org");
+  AddConfigOption(bookings_share_, &a.config_path);
+
   verify_ = app->add_subcommand(
       "verify",
       "Run one verification pass now, as the running hub does every verify_interval_ms: "
@@ -147,8 +157,8 @@ BillingCommands::BillingCommands(CLI::App* app, CLI::App* instruments) {
 }
 
 bool BillingCommands::Chosen() const {
-  for (const CLI::App* c : {rules_, bookings_import_, bookings_list_, verify_, ledger_verify_,
-                            ledger_feed_, export_billing_, report_})
+  for (const CLI::App* c : {rules_, bookings_import_, bookings_list_, bookings_share_, verify_,
+                            ledger_verify_, ledger_feed_, export_billing_, report_})
     if (c->parsed()) return true;
   return false;
 }
@@ -157,6 +167,7 @@ std::optional<Failure> BillingCommands::Run(std::ostream& out) {
   if (rules_->parsed()) return Rules(out);
   if (bookings_import_->parsed()) return BookingsImport(out);
   if (bookings_list_->parsed()) return BookingsList(out);
+  if (bookings_share_->parsed()) return BookingsShare(out);
   if (verify_->parsed()) return Verify(out);
   if (ledger_verify_->parsed()) return LedgerVerify(out);
   if (ledger_feed_->parsed()) return LedgerFeed(out);
@@ -270,6 +281,24 @@ std::optional<Failure> BillingCommands::BookingsList(std::ostream& out) {
                       b.ledger_entry_id.has_value() ? "entry " + std::to_string(*b.ledger_entry_id)
                                                     : "pending"});
   out << RenderTable(t);
+  return std::nullopt;
+}
+
+std::optional<Failure> BillingCommands::BookingsShare(std::ostream& out) {
+  Failure failure{};
+  Result<std::unique_ptr<Store>> store = ConfigAndStore(args_.config_path, &failure);
+  if (!store.ok()) return failure;
+  Result<std::optional<std::string>> token =
+      IssueShareLink(store->get(), args_.order_id, true, SystemClock().WallUnixMs());
+  if (!token.ok())
+    return Failure{token.status().code() == Status::Code::kNotFound ||
+                           token.status().code() == Status::Code::kFailedPrecondition
+                       ? kExitUsage
+                       : kExitRuntime,
+                   token.status()};
+  std::string base = args_.base_url;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  out << base << SharePath(**token) << "\n";
   return std::nullopt;
 }
 

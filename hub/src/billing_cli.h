@@ -39,11 +39,14 @@ class BillingCommands {
     int64_t limit = 100;
     std::string by;
     std::string output;
+    std::string order_id;  // bookings share ORDER_ID
+    std::string base_url;
   };
 
   std::optional<Failure> Rules(std::ostream& out);
   std::optional<Failure> BookingsImport(std::ostream& out);
   std::optional<Failure> BookingsList(std::ostream& out);
+  std::optional<Failure> BookingsShare(std::ostream& out);
   std::optional<Failure> Verify(std::ostream& out);
   std::optional<Failure> LedgerVerify(std::ostream& out);
   std::optional<Failure> LedgerFeed(std::ostream& out);
@@ -54,6 +57,7 @@ class BillingCommands {
   CLI::App* rules_;
   CLI::App* bookings_import_;
   CLI::App* bookings_list_;
+  CLI::App* bookings_share_;
   CLI::App* verify_;
   CLI::App* ledger_verify_;
   CLI::App* ledger_feed_;

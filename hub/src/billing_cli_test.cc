@@ -10,6 +10,7 @@
 #include "hub/sqlite_store.h"
 #include "hub_testing/chained_envelopes.h"
 #include "hub_testing/events.h"
+#include "protocol/chain.h"
 #include "protocol/topics.h"
 #include "test_support/process.h"
 
@@ -137,6 +138,37 @@ TEST_F(BillingCliTest, ABadBookingFileImportsNothing) {
       << r.err;
   r = Run({"bookings", "list", "--format", "json"});
   EXPECT_EQ(r.out, "[]\n");
+}
+
+TEST_F(BillingCliTest, BookingsShareMakesANewLinkAndRevokesTheOld) {
+  ImportBookings();
+  Output first = Run({"bookings", "share", "ORD-1", "--base-url", "https://hub.example.org/"});
+  ASSERT_EQ(first.code, 0) << first.err;
+  const std::string prefix = "https://hub.example.org/live/";
+  ASSERT_EQ(first.out.rfind(prefix, 0), 0u) << first.out;
+  const std::string old_token = first.out.substr(prefix.size(), 32);
+  EXPECT_EQ(first.out, prefix + old_token + "\n");
+  Output second = Run({"bookings", "share", "ORD-1"});
+  ASSERT_EQ(second.code, 0) << second.err;
+  const std::string new_token = second.out.substr(std::string("/live/").size(), 32);
+  EXPECT_NE(new_token, old_token);
+
+  // Only hashes are stored; the old link is revoked, the new one active.
+  Result<std::unique_ptr<Store>> store = OpenSqliteStore({.path = db_});
+  ASSERT_TRUE(store.ok());
+  auto old_link = (*store)->FindShareLink(protocol::Sha256(old_token));
+  ASSERT_TRUE(old_link.ok() && old_link->has_value());
+  EXPECT_TRUE((*old_link)->revoked_unix_ms.has_value());
+  auto new_link = (*store)->FindShareLink(protocol::Sha256(new_token));
+  ASSERT_TRUE(new_link.ok() && new_link->has_value());
+  EXPECT_FALSE((*new_link)->revoked_unix_ms.has_value());
+  EXPECT_EQ((*new_link)->order_id, "ORD-1");
+  EXPECT_FALSE((*store)->FindShareLink(new_token)->has_value()) << "the token itself is not kept";
+
+  Output on_site = Run({"bookings", "share", "ORD-2"});
+  EXPECT_EQ(on_site.code, 2);
+  EXPECT_NE(on_site.err.find("on site"), std::string::npos) << on_site.err;
+  EXPECT_EQ(Run({"bookings", "share", "ORD-404"}).code, 2);
 }
 
 TEST_F(BillingCliTest, FromBookingsToTheLedgerTheExportAndTheReport) {

@@ -387,6 +387,16 @@ Result<std::vector<BookingInput>> ReadBookingsFile(const std::string& path) {
                                            : ParseBookingsJson(file->text, path);
 }
 
+namespace {
+
+// Where another row of the same import is: "on line 7", or "in bookings[3]" for a row that is
+// not from a text file (line 0).
+std::string RowName(const BookingInput& row) {
+  return row.line > 0 ? "on line " + std::to_string(row.line) : "in " + row.source;
+}
+
+}  // namespace
+
 Result<ImportReport> ImportBookings(Store* store, const std::vector<BookingInput>& rows,
                                     const PartialBillingRules& defaults, int64_t now_unix_ms) {
   const auto error = [&](const BookingInput& row, Field f, const std::string& message) {
@@ -397,8 +407,8 @@ Result<ImportReport> ImportBookings(Store* store, const std::vector<BookingInput
     auto [it, added] = first.emplace(row.booking.order_id, &row);
     if (!added)
       return error(row, kOrderId,
-                   "order '" + row.booking.order_id + "' appears twice (first on line " +
-                       std::to_string(it->second->line) + ")");
+                   "order '" + row.booking.order_id + "' appears twice (first " +
+                       RowName(*it->second) + ")");
   }
   Result<std::vector<InstrumentRuleOverrides>> overrides = store->ListRuleOverrides();
   if (!overrides.ok()) return overrides.status();
@@ -441,8 +451,7 @@ Result<ImportReport> ImportBookings(Store* store, const std::vector<BookingInput
                           FormatUtc(c.other_start_unix_ms) + " to " +
                           FormatUtc(c.other_end_unix_ms) + ") on instrument '" +
                           bookings[c.index].instrument_id + "'";
-    if (c.other_index.has_value())
-      message += " on line " + std::to_string(rows[*c.other_index].line);
+    if (c.other_index.has_value()) message += " " + RowName(rows[*c.other_index]);
     return error(rows[c.index], kStart, message);
   }
   return ImportReport{outcome->inserted, outcome->updated, outcome->unchanged};

@@ -262,6 +262,14 @@ const Schema& HttpSchema() {
                       "added with `instrumeter-hub instruments add/import` appear.",
        .min = 100,
        .max = 3'600'000},
+      {.name = "share_margin_s",
+       .type = Type::kInteger,
+       .default_value = int64_t{3600},
+       .description = "A customer's share link (`/live/<token>`) shows its remote booking from "
+                      "this long before the booking starts until this long after it ends; then "
+                      "it answers 410 Gone.",
+       .min = 0,
+       .max = 7 * 86'400},
   };
   return kSchema;
 }
@@ -333,6 +341,7 @@ Result<HubConfig> Build(const toml::table& table, const std::string& source) {
   h.server.stream_heartbeat_ms = http->Integer("stream_heartbeat_ms");
   h.server.max_body_bytes = static_cast<size_t>(http->Integer("max_body_bytes"));
   h.registry_refresh_ms = http->Integer("registry_refresh_ms");
+  h.share_margin_s = http->Integer("share_margin_s");
   if (http->Has("require_tokens")) h.require_tokens = http->Boolean("require_tokens");
   h.server.tls_cert_file = http->String("tls_cert_file");
   h.server.tls_key_file = http->String("tls_key_file");

@@ -222,8 +222,8 @@ Status RunHub(const HubConfig& config) {
   if (config.http.enabled) {
     Ingestor* ingest = ingestor->get();
     const HubMetrics* shared = &metrics;
-    Result<std::unique_ptr<LiveHttp>> started =
-        LiveHttp::Start(config.http, config.store, &metrics, &feed, [ingest, shared] {
+    Result<std::unique_ptr<LiveHttp>> started = LiveHttp::Start(
+        config.http, config.store, config.billing.defaults, &metrics, &feed, [ingest, shared] {
           return HealthReport{.broker_connected = shared->broker_connected,
                               .ingest_healthy = ingest->healthy(),
                               .ingest_error = ingest->last_error().message()};

@@ -88,6 +88,10 @@ class FailingStore : public Store {
   Result<std::vector<Booking>> ListBookings(const BookingFilter& f) override {
     return inner_->ListBookings(f);
   }
+  Result<std::optional<Booking>> GetBooking(const std::string& order_id) override {
+    return inner_->GetBooking(order_id);
+  }
+  Result<int64_t> BookingsVersion() override { return inner_->BookingsVersion(); }
   Result<std::vector<Booking>> ListUnverifiedBookings(int64_t settled) override {
     return inner_->ListUnverifiedBookings(settled);
   }
@@ -136,6 +140,12 @@ class FailingStore : public Store {
     return inner_->FindApiToken(sha256);
   }
   Result<bool> HasApiTokens() override { return inner_->HasApiTokens(); }
+  Result<bool> AddShareLink(const ShareLink& link, bool replace) override {
+    return inner_->AddShareLink(link, replace);
+  }
+  Result<std::optional<ShareLink>> FindShareLink(const std::string& sha256) override {
+    return inner_->FindShareLink(sha256);
+  }
 
  private:
   Store* inner_;

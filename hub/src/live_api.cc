@@ -1,11 +1,10 @@
 #include "hub/live_api.h"
 
-#include <algorithm>
 #include <cctype>
-#include <cmath>
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "api_json.h"
 #include "hub/metrics.h"
 #include "hub/reports.h"
 #include "json_writer.h"
@@ -26,8 +25,6 @@ constexpr v1::InstrumentState kListedStates[] = {
     v1::INSTRUMENT_STATE_IN_USE, v1::INSTRUMENT_STATE_IDLE,    v1::INSTRUMENT_STATE_FAULT,
     v1::INSTRUMENT_STATE_OFF,    v1::INSTRUMENT_STATE_UNKNOWN, v1::INSTRUMENT_STATE_UNSPECIFIED};
 
-double Round3(double seconds) { return std::round(seconds * 1000.0) / 1000.0; }
-
 // ASCII case-insensitive equality (filters and state names).
 bool SameText(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -36,12 +33,6 @@ bool SameText(std::string_view a, std::string_view b) {
         std::tolower(static_cast<unsigned char>(b[i])))
       return false;
   return true;
-}
-
-// `name` as ISO 8601 and `name`_unix_ms; both null for 0 (never).
-void PutTime(json* j, const std::string& name, int64_t unix_ms) {
-  (*j)[name] = unix_ms == 0 ? json(nullptr) : json(FormatUtc(unix_ms));
-  (*j)[name + "_unix_ms"] = unix_ms == 0 ? json(nullptr) : json(unix_ms);
 }
 
 // The name of a listed state: OFF, IDLE, IN_USE, FAULT, UNKNOWN or NOT_OBSERVED.
@@ -60,19 +51,6 @@ std::string ListedStateNames() {
   return names;
 }
 
-// Refuses query parameters a handler does not know: a typo must not silently widen a filter.
-std::optional<HttpResponse> OnlyParameters(const HttpRequest& request,
-                                           const std::set<std::string>& known) {
-  for (const auto& [name, value] : request.query) {
-    if (known.count(name) > 0) continue;
-    std::string expected;
-    for (const std::string& k : known) expected += (expected.empty() ? "" : ", ") + k;
-    return BadParameter(name, known.empty() ? "this endpoint takes no parameters"
-                                            : "unknown (expected " + expected + ")");
-  }
-  return std::nullopt;
-}
-
 // `key` as ISO 8601 and `key_ms` in Unix milliseconds; both null for 0 (never).
 void WriteTime(JsonWriter* w, std::string_view key, std::string_view key_ms, int64_t unix_ms) {
   w->Key(key);
@@ -84,8 +62,8 @@ void WriteTime(JsonWriter* w, std::string_view key, std::string_view key_ms, int
 }
 
 // The fields every representation of an instrument shares (list rows, detail, stream events),
-// written into an open object.
-void WriteInstrumentFields(JsonWriter* w, const InstrumentView& view) {
+// written into an open object; bookings as of `now_unix_ms`.
+void WriteInstrumentFields(JsonWriter* w, const InstrumentView& view, int64_t now_unix_ms) {
   const Instrument& in = view.instrument;
   const LiveState& l = view.live;
   w->Key("instrument_id").String(in.instrument_id);
@@ -117,11 +95,23 @@ void WriteInstrumentFields(JsonWriter* w, const InstrumentView& view) {
   w->Key("today_powered_seconds").Double(Round3(today.powered_seconds));
   w->Key("today_in_use_seconds").Double(Round3(today.in_use_seconds));
   w->Key("today_gap_seconds").Double(Round3(today.gap_seconds));
-  // Bookings arrive with the billing work (issue 4): until then nothing is booked, so every
-  // instrument is free. The fields exist now so that clients are written against them.
-  w->Key("current_booking").Null();
-  w->Key("next_booking").Null();
-  w->Key("free_now").Bool(true);
+  const BookingsNow bookings = BookingsAt(view, now_unix_ms);
+  for (const auto& [key, booking] :
+       {std::pair{"current_booking", bookings.current}, std::pair{"next_booking", bookings.next}}) {
+    w->Key(key);
+    if (booking == nullptr) {
+      w->Null();
+      continue;
+    }
+    w->BeginObject();
+    w->Key("order_id").String(booking->order_id);
+    w->Key("customer").String(booking->customer);
+    w->Key("remote").Bool(booking->remote);
+    WriteTime(w, "start", "start_unix_ms", booking->start_unix_ms);
+    WriteTime(w, "end", "end_unix_ms", booking->end_unix_ms);
+    w->EndObject();
+  }
+  w->Key("free_now").Bool(FreeNow(view, bookings));
 }
 
 void WriteHealth(JsonWriter* w, const AgentHealth& health) {
@@ -150,32 +140,6 @@ void WriteHealth(JsonWriter* w, const AgentHealth& health) {
   }
   w->EndArray();
   w->EndObject();
-}
-
-std::vector<std::string> FlagNames(uint32_t flags) {
-  std::vector<std::string> names;
-  const std::string text = FlagsToString(flags);
-  size_t start = 0;
-  while (start < text.size()) {
-    const size_t comma = text.find(',', start);
-    names.push_back(text.substr(start, comma - start));
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  return names;
-}
-
-// Parses an optional time parameter; `*present` says whether it was given.
-std::optional<HttpResponse> TimeParameter(const HttpRequest& request, const std::string& name,
-                                          int64_t* unix_ms, bool* present) {
-  auto it = request.query.find(name);
-  *present = it != request.query.end();
-  if (!*present) return std::nullopt;
-  if (!ParseUtc(it->second, unix_ms))
-    return BadParameter(name, "not an ISO 8601 time ('" + it->second +
-                                  "'; e.g. 2026-01-01T08:00:00+08:00, 2026-01-01T00:00:00Z or "
-                                  "2026-01-01)");
-  return std::nullopt;
 }
 
 }  // namespace
@@ -233,18 +197,19 @@ HttpResponse LiveApi::ListInstruments(const HttpRequest& request) {
   JsonWriter w(live.instruments().size() * 720 + 512);
   w.BeginObject().Key("instruments").BeginArray();
   size_t count = 0;
+  const int64_t now = s_.clock->WallUnixMs();
   for (const auto& [id, view] : live.instruments()) {
     if (city != request.query.end() && !SameText(view.instrument.city, city->second)) continue;
     if (site != request.query.end() && !SameText(view.instrument.site, site->second)) continue;
     if (!states.empty() && states.count(view.live.state) == 0) continue;
     if (online.has_value() && view.live.online != online) continue;
     w.BeginObject();
-    WriteInstrumentFields(&w, view);
+    WriteInstrumentFields(&w, view, now);
     w.EndObject();
     ++count;
   }
   w.EndArray().Key("count").Uint(count);
-  WriteTime(&w, "generated_at", "generated_at_unix_ms", s_.clock->WallUnixMs());
+  WriteTime(&w, "generated_at", "generated_at_unix_ms", now);
   WriteTime(&w, "today_from", "today_from_unix_ms", live.day_start_unix_ms());
   WriteTime(&w, "today_to", "today_to_unix_ms", live.day_start_unix_ms() + kDayMs);
   w.EndObject();
@@ -275,7 +240,7 @@ HttpResponse LiveApi::GetInstrument(const HttpRequest& request) {
   LoadHealth(*view);
   JsonWriter w;
   w.BeginObject();
-  WriteInstrumentFields(&w, *view);
+  WriteInstrumentFields(&w, *view, s_.clock->WallUnixMs());
   w.Key("events_stored").Uint(view->events_stored);
   w.Key("contiguous_seq").Uint(view->contiguous_seq);
   // The agent's own meter (DESIGN rule 2), as of its newest observation point.
@@ -323,43 +288,14 @@ HttpResponse LiveApi::GetTimeline(const HttpRequest& request) {
   const std::string& id = request.path_params.at("id");
   const InstrumentView* view = s_.view->Find(id);
   if (view == nullptr) return JsonError(404, "no instrument '" + id + "'");
-  Result<std::vector<DeviceInterval>> rows = s_.store->ReadIntervals(id, from, to);
-  if (!rows.ok()) return JsonError(503, "the database cannot be read: " + rows.status().message());
-
-  const LiveState& live = view->live;
-  json intervals = json::array();
-  double powered = 0;
-  double in_use = 0;
-  double gaps = 0;
-  for (const DeviceInterval& di : *rows) {
-    const Interval& iv = di.interval;
-    const int64_t start = std::max(iv.start_wall_unix_ms, from);
-    const int64_t end = std::min(iv.end_wall_unix_ms(), to);
-    if (end <= start) continue;
-    const double seconds = static_cast<double>(end - start) / 1000.0;
-    json j = {{"kind", IntervalKindName(iv.kind)}};
-    if (iv.kind == IntervalKind::kState) {
-      j["state"] = protocol::StateName(iv.state);
-      if (protocol::IsPowered(iv.state)) powered += seconds;
-      if (protocol::IsInUse(iv.state)) in_use += seconds;
-    } else {
-      gaps += seconds;
-    }
-    PutTime(&j, "start", start);
-    PutTime(&j, "end", end);
-    j["duration_seconds"] = Round3(seconds);
-    j["clipped"] = start != iv.start_wall_unix_ms || end != iv.end_wall_unix_ms();
-    // The open run's interval: it grows with every heartbeat.
-    j["open"] = iv.kind == IntervalKind::kState && live.state != v1::INSTRUMENT_STATE_UNSPECIFIED &&
-                iv.state == live.state && iv.start_wall_unix_ms == live.state_since_wall_ms;
-    j["flags"] = FlagNames(iv.flags);
-    intervals.push_back(std::move(j));
-  }
+  Result<ClippedTimeline> timeline = ReadClippedTimeline(s_.store, id, from, to, view->live);
+  if (!timeline.ok())
+    return JsonError(503, "the database cannot be read: " + timeline.status().message());
   json body = {{"instrument_id", id},
-               {"intervals", std::move(intervals)},
-               {"powered_seconds", Round3(powered)},
-               {"in_use_seconds", Round3(in_use)},
-               {"gap_seconds", Round3(gaps)}};
+               {"intervals", std::move(timeline->intervals)},
+               {"powered_seconds", timeline->powered_seconds},
+               {"in_use_seconds", timeline->in_use_seconds},
+               {"gap_seconds", timeline->gap_seconds}};
   PutTime(&body, "from", from);
   PutTime(&body, "to", to);
   return JsonResponse(200, body);
@@ -381,7 +317,7 @@ std::string LiveApi::StreamMessage(const LiveEvent& event, uint64_t id) const {
   if (view == nullptr) return "";
   JsonWriter w;
   w.BeginObject();
-  WriteInstrumentFields(&w, *view);
+  WriteInstrumentFields(&w, *view, s_.clock->WallUnixMs());
   const char* name = "state";
   if (event.kind == LiveEvent::Kind::kState) {
     w.Key("previous_state").String(LiveStateName(event.previous_state));

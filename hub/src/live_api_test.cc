@@ -10,6 +10,8 @@
 #include <set>
 #include <sstream>
 
+#include "hub/billing_options.h"
+#include "hub/bookings.h"
 #include "hub/sqlite_store.h"
 #include "hub_testing/events.h"
 #include "protocol/topics.h"
@@ -503,6 +505,48 @@ TEST_F(LiveApiTest, ServesTheDashboard) {
   EXPECT_EQ(Get("/app.css").content_type, "text/css; charset=utf-8");
   EXPECT_EQ(Get("/..").status, 404);
   EXPECT_EQ(Get("/nothing.js").status, 404);
+}
+
+TEST_F(LiveApiTest, BookingsMoveFromNextToCurrentWithTheClock) {
+  const int64_t now = clock_.WallUnixMs();
+  const auto booking = [](const std::string& order, int64_t start, int64_t end) {
+    return json{
+        {"order_id", order},
+        {"instrument_id", "nmr-1"},
+        {"customer", {{"organisation", "Org " + order}, {"city", "Suzhou"}, {"region", "JS"}}},
+        {"start", FormatUtc(start)},
+        {"end", FormatUtc(end)},
+        {"remote", false},
+        {"rate_fen_per_hour", 10'000}};
+  };
+  // One in an hour, one beyond the view's 7-day horizon.
+  const json bookings = json::array({booking("A", now + kHour, now + 2 * kHour),
+                                     booking("B", now + 8 * kDayMs, now + 8 * kDayMs + kHour)});
+  Result<std::vector<BookingInput>> rows = ParseBookingsJson(bookings.dump(), "test");
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  ASSERT_TRUE(ImportBookings(writer_.get(), *rows, BillingOptions().defaults, now).ok());
+  StartApi();
+  const auto nmr = [&] { return GetJson("/api/v1/instruments/nmr-1"); };
+
+  json j = nmr();
+  EXPECT_TRUE(j["current_booking"].is_null());
+  EXPECT_EQ(j["next_booking"]["order_id"], "A");
+  EXPECT_EQ(j["next_booking"]["customer"], "Org A");
+  EXPECT_EQ(j["free_now"], true);
+
+  clock_.Advance(kHour);  // A starts now: its start is inside its window
+  j = nmr();
+  EXPECT_EQ(j["current_booking"]["order_id"], "A");
+  EXPECT_TRUE(j["next_booking"].is_null()) << "B is past the horizon";
+  EXPECT_EQ(j["free_now"], false);
+
+  clock_.Advance(kHour);  // A ends now: its end is not
+  j = nmr();
+  EXPECT_TRUE(j["current_booking"].is_null());
+  EXPECT_EQ(j["free_now"], true);
+
+  clock_.Advance(2 * kDayMs);  // B comes within the horizon at the next refresh
+  EXPECT_EQ(nmr()["next_booking"]["order_id"], "B");
 }
 
 }  // namespace

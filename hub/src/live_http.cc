@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include "api_auth.h"
+#include "hub/billing_api.h"
+#include "hub/share_api.h"
 #include "hub/sqlite_store.h"
 
 namespace instrumeter::hub {
@@ -13,6 +15,8 @@ struct LiveHttp::Parts {
   std::unique_ptr<Store> store;
   std::unique_ptr<LiveView> view;
   std::unique_ptr<LiveApi> api;
+  std::unique_ptr<BillingApi> billing;
+  std::unique_ptr<ShareApi> share;
   Router router;
   HttpServerStats stats;
   std::unique_ptr<HttpServer> server;  // declared last: stopped first
@@ -49,6 +53,7 @@ std::string DefaultWebRoot() { return INSTRUMETER_DEFAULT_WEB_ROOT; }
 
 Result<std::unique_ptr<LiveHttp>> LiveHttp::Start(const HttpOptions& http,
                                                   const StoreOptions& store,
+                                                  const PartialBillingRules& booking_defaults,
                                                   const HubMetrics* metrics, LiveFeed* feed,
                                                   HealthProbe health) {
   auto parts = std::make_unique<Parts>();
@@ -65,15 +70,28 @@ Result<std::unique_ptr<LiveHttp>> LiveHttp::Start(const HttpOptions& http,
       LiveView::Load(p->store.get(), &p->clock, http.registry_refresh_ms);
   if (!view.ok()) return view.status();
   p->view = std::move(*view);
-  p->api = std::make_unique<LiveApi>(
-      LiveApi::Sources{.view = p->view.get(),
-                       .store = p->store.get(),
-                       .metrics = metrics,
-                       .http_stats = &p->stats,
-                       .feed = feed,
-                       .health = std::move(health),
-                       .clock = &p->clock,
-                       .web_root = http.web_root.empty() ? DefaultWebRoot() : http.web_root});
+  const std::string web_root = http.web_root.empty() ? DefaultWebRoot() : http.web_root;
+  p->api = std::make_unique<LiveApi>(LiveApi::Sources{.view = p->view.get(),
+                                                      .store = p->store.get(),
+                                                      .metrics = metrics,
+                                                      .http_stats = &p->stats,
+                                                      .feed = feed,
+                                                      .health = std::move(health),
+                                                      .clock = &p->clock,
+                                                      .web_root = web_root});
+  p->billing =
+      std::make_unique<BillingApi>(BillingApi::Sources{.store = p->store.get(),
+                                                       .view = p->view.get(),
+                                                       .clock = &p->clock,
+                                                       .booking_defaults = booking_defaults});
+  p->share = std::make_unique<ShareApi>(ShareApi::Sources{.view = p->view.get(),
+                                                          .store = p->store.get(),
+                                                          .clock = &p->clock,
+                                                          .web_root = web_root,
+                                                          .margin_ms = http.share_margin_s * 1000});
+  // Before the live API's routes: its dashboard files match any single segment last.
+  p->billing->AddRoutes(&p->router);
+  p->share->AddRoutes(&p->router);
   p->api->AddRoutes(&p->router);
   p->router.SetAuthorizer(
       MakeTokenAuthorizer(p->store.get(), http.require_tokens, http.server.listen));

@@ -52,7 +52,7 @@ class LiveHttpTest : public ::testing::Test {
     options.server.listen = "127.0.0.1:0";
     options.server.stream_heartbeat_ms = 60'000;
     options.web_root = INSTRUMETER_WEB_ROOT_FOR_TEST;
-    auto http = LiveHttp::Start(options, {.path = db_}, &metrics_, &feed_, [this] {
+    auto http = LiveHttp::Start(options, {.path = db_}, {}, &metrics_, &feed_, [this] {
       return HealthReport{.broker_connected = broker_up_, .ingest_healthy = ingestor_->healthy()};
     });
     ASSERT_TRUE(http.ok()) << http.status().ToString();

@@ -18,6 +18,24 @@ bool EndedBefore(const Interval& iv, int64_t day_start) {
 
 }  // namespace
 
+BookingsNow BookingsAt(const InstrumentView& view, int64_t now_unix_ms) {
+  BookingsNow out;
+  for (const BookingBrief& b : view.bookings) {
+    if (b.end_unix_ms <= now_unix_ms) continue;
+    if (b.start_unix_ms <= now_unix_ms) {
+      out.current = &b;
+      continue;
+    }
+    if (b.start_unix_ms < now_unix_ms + kBookingHorizonMs) out.next = &b;
+    break;
+  }
+  return out;
+}
+
+bool FreeNow(const InstrumentView& view, const BookingsNow& bookings) {
+  return bookings.current == nullptr && !protocol::IsInUse(view.live.state);
+}
+
 int64_t UtcDayStart(int64_t unix_ms) {
   const int64_t floored = unix_ms / kDayMs * kDayMs;
   return floored > unix_ms ? floored - kDayMs : floored;  // negative times round down too
@@ -67,6 +85,27 @@ Status LiveView::Reload() {
   instruments_ = std::move(fresh);
   registry_read_mono_ms_ = clock_->MonotonicMs();
   registry_stale_ = false;
+  return ReloadBookings();
+}
+
+Status LiveView::ReloadBookings() {
+  const int64_t now = clock_->WallUnixMs();
+  // The version first: a change that lands between the two reads is read again next time.
+  Result<int64_t> version = store_->BookingsVersion();
+  if (!version.ok()) return version.status().WithContext("live view: reading bookings");
+  Result<std::vector<Booking>> bookings =
+      store_->ListBookings({.from_unix_ms = now, .to_unix_ms = now + kBookingHorizonMs + kDayMs});
+  if (!bookings.ok()) return bookings.status().WithContext("live view: reading bookings");
+  bookings_version_ = *version;
+  bookings_read_wall_ms_ = now;
+  for (auto& [id, view] : instruments_) view.bookings.clear();
+  // ListBookings orders by instrument and start.
+  for (Booking& b : *bookings) {
+    auto it = instruments_.find(b.instrument_id);
+    if (it == instruments_.end()) continue;
+    it->second.bookings.push_back({std::move(b.order_id), std::move(b.customer.organisation),
+                                   b.remote, b.start_unix_ms, b.end_unix_ms});
+  }
   return Status::Ok();
 }
 
@@ -76,8 +115,16 @@ Status LiveView::Refresh() {
     day_start_ms_ = today;
     PruneRecent();
   }
-  if (registry_stale_ || clock_->MonotonicMs() - registry_read_mono_ms_ >= registry_refresh_ms_)
-    return RefreshRegistry();
+  if (registry_stale_ || clock_->MonotonicMs() - registry_read_mono_ms_ >= registry_refresh_ms_) {
+    INSTRUMETER_RETURN_IF_ERROR(RefreshRegistry());
+    // Imports by the CLI (another process) show at the registry's pace; while nothing changed
+    // this costs one single-row read.
+    Result<int64_t> version = store_->BookingsVersion();
+    if (!version.ok()) return version.status().WithContext("live view: reading bookings");
+    if (*version != bookings_version_) return ReloadBookings();
+  }
+  // What was read reaches a day beyond the horizon: read again before that runs out.
+  if (clock_->WallUnixMs() - bookings_read_wall_ms_ >= kDayMs) return ReloadBookings();
   return Status::Ok();
 }
 

@@ -598,8 +598,19 @@ Result<PutBookingsOutcome> SqliteBilling::PutBookings(const std::vector<Booking>
     upsert->BindNull(24);
     INSTRUMETER_RETURN_IF_ERROR(upsert->Run().WithContext("order '" + b.order_id + "'"));
   }
+  if (outcome.inserted + outcome.updated > 0)
+    INSTRUMETER_RETURN_IF_ERROR(
+        db_->Exec("UPDATE bookings_version SET version = version + 1 WHERE one = 1"));
   INSTRUMETER_RETURN_IF_ERROR(tx->Commit());
   return outcome;
+}
+
+Result<int64_t> SqliteBilling::BookingsVersion() {
+  Result<SqliteStatement> s = db_->Prepare("SELECT version FROM bookings_version WHERE one = 1");
+  if (!s.ok()) return s.status();
+  Result<bool> row = s->Step();
+  if (!row.ok()) return row.status();
+  return *row ? s->Int(0) : 0;
 }
 
 Result<std::vector<Booking>> SqliteBilling::QueryBookings(SqliteStatement* s) {
@@ -622,9 +633,11 @@ Result<std::vector<Booking>> SqliteBilling::ListBookings(const BookingFilter& fi
   const std::string where = one ? " WHERE instrument_id = ?1 AND start_unix_ms > ?4 AND "
                                   "start_unix_ms < ?3 AND end_unix_ms > ?2"
                                 : " WHERE start_unix_ms < ?3 AND end_unix_ms > ?2";
+  // Of every instrument, sorted here: an ORDER BY makes SQLite walk the instrument index over
+  // every booking ever made instead of searching bookings_by_end for those not ended yet.
   Result<SqliteStatement> s =
       db_->Prepare(std::string("SELECT ") + kBookingColumns + " FROM bookings" + where +
-                   " ORDER BY instrument_id, start_unix_ms");
+                   (one ? " ORDER BY start_unix_ms" : ""));
   if (!s.ok()) return s.status();
   s->Bind(2, filter.from_unix_ms).Bind(3, filter.to_unix_ms);
   if (one)
@@ -632,7 +645,13 @@ Result<std::vector<Booking>> SqliteBilling::ListBookings(const BookingFilter& fi
         .Bind(4, filter.from_unix_ms > INT64_MIN + kMaxBookingMs
                      ? filter.from_unix_ms - kMaxBookingMs
                      : INT64_MIN);
-  return QueryBookings(&*s);
+  Result<std::vector<Booking>> out = QueryBookings(&*s);
+  if (out.ok() && !one)
+    std::sort(out->begin(), out->end(), [](const Booking& a, const Booking& b) {
+      return std::tie(a.instrument_id, a.start_unix_ms) <
+             std::tie(b.instrument_id, b.start_unix_ms);
+    });
+  return out;
 }
 
 Result<std::vector<Booking>> SqliteBilling::ListUnverifiedBookings(int64_t settled_unix_ms) {

@@ -36,6 +36,8 @@ class SqliteBilling {
   Result<std::vector<InstrumentRuleOverrides>> ListRuleOverrides();
   Result<PutBookingsOutcome> PutBookings(const std::vector<Booking>& bookings, int64_t now_unix_ms);
   Result<std::vector<Booking>> ListBookings(const BookingFilter& filter);
+  Result<std::optional<Booking>> FindBooking(const std::string& order_id);
+  Result<int64_t> BookingsVersion();
   Result<std::vector<Booking>> ListUnverifiedBookings(int64_t settled_unix_ms);
   Result<std::vector<DirtyRange>> ReadDirtyRanges();
   Result<std::vector<HourFacts>> ReadHourFacts(const std::string& device_id, int64_t from_unix_ms,
@@ -54,7 +56,6 @@ class SqliteBilling {
   class Txn;
 
   Status MarkDirty(const std::string& instrument_id, int64_t from_unix_ms, int64_t to_unix_ms);
-  Result<std::optional<Booking>> FindBooking(const std::string& order_id);
   Result<std::vector<Booking>> QueryBookings(SqliteStatement* statement);
 
   SqliteDb* db_;

@@ -165,7 +165,7 @@ TEST_F(SqliteBillingTest, AVersionOneDatabaseIsMigratedToTheLatest) {
   ingestor_.reset();
   {
     // Back to what a hub of schema version 1 left: no billing tables (version 2), no signed
-    // telemetry (version 3).
+    // telemetry (version 3), no share links (version 4).
     Result<std::unique_ptr<SqliteDb>> db = SqliteDb::Open(path_, {});
     ASSERT_TRUE(db.ok());
     Status reverted = (*db)->Exec(
@@ -173,6 +173,7 @@ TEST_F(SqliteBillingTest, AVersionOneDatabaseIsMigratedToTheLatest) {
         "DROP TABLE device_hours; DROP INDEX events_session_marks; DROP TABLE unbooked_progress; "
         "DROP TABLE ledger; DROP TABLE ledger_head; "
         "DROP TABLE device_keys; DROP TABLE unproven_ranges; DROP TABLE api_tokens; "
+        "DROP TABLE share_links; DROP TABLE bookings_version; "
         "ALTER TABLE events DROP COLUMN link; ALTER TABLE devices DROP COLUMN chain_link; "
         "ALTER TABLE devices DROP COLUMN signed_through; "
         "ALTER TABLE devices DROP COLUMN chain_broken_from; "
@@ -184,7 +185,7 @@ TEST_F(SqliteBillingTest, AVersionOneDatabaseIsMigratedToTheLatest) {
   }
   Result<std::unique_ptr<Store>> store = OpenSqliteStore({.path = path_});
   ASSERT_TRUE(store.ok()) << store.status().ToString();
-  EXPECT_EQ(SqliteSchemaVersion(), 3);
+  EXPECT_EQ(SqliteSchemaVersion(), 4);
   Result<LedgerHead> head = (*store)->ReadLedgerHead();
   ASSERT_TRUE(head.ok());
   EXPECT_EQ(head->entry_id, 0);

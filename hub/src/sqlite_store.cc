@@ -13,7 +13,7 @@ namespace {
 
 // Migration N (0-based) takes the database from user_version N to N + 1. Append only: a
 // released migration is never edited.
-constexpr std::array<const char*, 3> kMigrations = {
+constexpr std::array<const char*, 4> kMigrations = {
     R"sql(
 CREATE TABLE instruments(
   instrument_id TEXT PRIMARY KEY,
@@ -129,6 +129,27 @@ CREATE TABLE api_tokens(
   created_unix_ms INTEGER NOT NULL,
   revoked_unix_ms INTEGER
 );
+)sql",
+    // 4: customers' share links to remote bookings (docs/security.md, "Share links"). Only the
+    // SHA-256 of each token is kept; at most one active link per order. And what the live view
+    // needs to keep bookings in memory cheaply (docs/live-api.md).
+    R"sql(
+CREATE TABLE share_links(
+  sha256 BLOB PRIMARY KEY,
+  order_id TEXT NOT NULL,
+  created_unix_ms INTEGER NOT NULL,
+  revoked_unix_ms INTEGER
+);
+CREATE UNIQUE INDEX share_links_active ON share_links(order_id) WHERE revoked_unix_ms IS NULL;
+-- The live view reads the bookings that have not ended, of every instrument: by their end.
+CREATE INDEX bookings_by_end ON bookings(end_unix_ms);
+-- Grows with every PutBookings that inserts or changes a booking, so that the live view reads
+-- bookings again only when they changed.
+CREATE TABLE bookings_version(
+  one INTEGER PRIMARY KEY CHECK(one = 1),
+  version INTEGER NOT NULL
+);
+INSERT INTO bookings_version(one, version) VALUES(1, 0);
 )sql",
 };
 
@@ -438,6 +459,10 @@ class SqliteStore : public Store {
   Result<std::vector<Booking>> ListBookings(const BookingFilter& filter) override {
     return billing_->ListBookings(filter);
   }
+  Result<std::optional<Booking>> GetBooking(const std::string& order_id) override {
+    return billing_->FindBooking(order_id);
+  }
+  Result<int64_t> BookingsVersion() override { return billing_->BookingsVersion(); }
   Result<std::vector<Booking>> ListUnverifiedBookings(int64_t settled_unix_ms) override {
     return billing_->ListUnverifiedBookings(settled_unix_ms);
   }
@@ -644,6 +669,49 @@ class SqliteStore : public Store {
     Result<SqliteStatement> s = db_->Prepare("SELECT 1 FROM api_tokens LIMIT 1");
     if (!s.ok()) return s.status();
     return s->Step();
+  }
+
+  Result<bool> AddShareLink(const ShareLink& link, bool replace_active) override {
+    Result<SqliteTransaction> tx = SqliteTransaction::Begin(db_.get());
+    if (!tx.ok()) return tx.status();
+    Result<SqliteStatement> active =
+        db_->Prepare("SELECT 1 FROM share_links WHERE order_id = ? AND revoked_unix_ms IS NULL");
+    if (!active.ok()) return active.status();
+    active->Bind(1, link.order_id);
+    Result<bool> has_active = active->Step();
+    if (!has_active.ok()) return has_active.status();
+    if (*has_active) {
+      if (!replace_active) return false;
+      Result<SqliteStatement> revoke = db_->Prepare(
+          "UPDATE share_links SET revoked_unix_ms = ? WHERE order_id = ? AND "
+          "revoked_unix_ms IS NULL");
+      if (!revoke.ok()) return revoke.status();
+      INSTRUMETER_RETURN_IF_ERROR(
+          revoke->Bind(1, link.created_unix_ms).Bind(2, link.order_id).Run());
+    }
+    Result<SqliteStatement> insert =
+        db_->Prepare("INSERT INTO share_links(sha256, order_id, created_unix_ms) VALUES(?, ?, ?)");
+    if (!insert.ok()) return insert.status();
+    INSTRUMETER_RETURN_IF_ERROR(insert->BindBlob(1, link.sha256)
+                                    .Bind(2, link.order_id)
+                                    .Bind(3, link.created_unix_ms)
+                                    .Run()
+                                    .WithContext("share link of order '" + link.order_id + "'"));
+    INSTRUMETER_RETURN_IF_ERROR(tx->Commit());
+    return true;
+  }
+
+  Result<std::optional<ShareLink>> FindShareLink(const std::string& sha256) override {
+    Result<SqliteStatement> s = db_->Prepare(
+        "SELECT order_id, created_unix_ms, revoked_unix_ms FROM share_links WHERE sha256 = ?");
+    if (!s.ok()) return s.status();
+    s->BindBlob(1, sha256);
+    Result<bool> row = s->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) return std::optional<ShareLink>();
+    ShareLink link{sha256, s->Text(0), s->Int(1), std::nullopt};
+    if (!s->IsNull(2)) link.revoked_unix_ms = s->Int(2);
+    return std::optional<ShareLink>(std::move(link));
   }
 
  private:

@@ -142,8 +142,8 @@ Result<nlohmann::json> ParseJsonDocument(std::string_view text, const std::strin
 
 Status FieldError(const std::string& source, int line, std::string_view field,
                   const std::string& message) {
-  return Status::InvalidArgument(source + ":" + std::to_string(line) + ": field '" +
-                                 std::string(field) + "': " + message);
+  return Status::InvalidArgument(source + (line > 0 ? ":" + std::to_string(line) : "") +
+                                 ": field '" + std::string(field) + "': " + message);
 }
 
 Result<InputFile> ReadInputFile(const std::string& path) {

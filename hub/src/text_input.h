@@ -34,7 +34,8 @@ int LineAt(std::string_view text, size_t byte);
 // or "<source>: not valid JSON: <why>" (a number out of range). Never throws.
 Result<nlohmann::json> ParseJsonDocument(std::string_view text, const std::string& source);
 
-// InvalidArgument "<source>:<line>: field '<field>': <message>".
+// InvalidArgument "<source>:<line>: field '<field>': <message>"; without ":<line>" when `line` is
+// 0 (a source that is not a text file, such as one element of an HTTP request).
 Status FieldError(const std::string& source, int line, std::string_view field,
                   const std::string& message);
 

@@ -131,6 +131,19 @@
   }
 
   // ---- tiles ------------------------------------------------------------------------------
+  // "Booked · customer · remote · until 14:00", "Free now · next 09:00", ... (UTC, as the
+  // dashboard's days; the panel has the full times).
+  const hhmm = (unixMs) => new Date(unixMs).toISOString().slice(11, 16);
+  function bookingLine(inst) {
+    const cur = inst.current_booking;
+    const next = inst.next_booking;
+    if (cur) {
+      return ['Booked', cur.customer, cur.remote ? 'remote' : null, 'until ' + hhmm(cur.end_unix_ms)]
+        .filter(Boolean).join(' · ');
+    }
+    const head = inst.free_now ? 'Free now' : 'Unbooked';
+    return next ? head + ' · next ' + hhmm(next.start_unix_ms) : head;
+  }
   function fillTile(tile, inst) {
     tile.className = 'tile ' + inst.state + (inst.online === false ? ' offline' : '') +
                      (selected === inst.instrument_id ? ' selected' : '');
@@ -140,15 +153,19 @@
     tile.querySelector('.t-inst').textContent = inst.institution || inst.instrument_id;
     tile.querySelector('.t-label').textContent = LABEL[inst.state] || inst.state;
     tile.querySelector('.t-since').textContent = inst.state_since_unix_ms ? duration(Date.now() - inst.state_since_unix_ms) : '';
+    tile.dataset.free = String(inst.free_now);
+    tile.querySelector('.t-book').textContent = bookingLine(inst);
     tile.title = inst.instrument_id + ' · ' + (LABEL[inst.state] || inst.state) +
                  (inst.state_since ? ' since ' + utc(inst.state_since_unix_ms) : '') +
-                 (inst.online === false ? ' · agent OFFLINE since ' + utc(inst.online_since_unix_ms) : '');
+                 (inst.online === false ? ' · agent OFFLINE since ' + utc(inst.online_since_unix_ms) : '') +
+                 '\n' + bookingLine(inst);
   }
   function makeTile(inst) {
     const tile = el('button');
     tile.type = 'button';
     tile.dataset.id = inst.instrument_id;
-    tile.append(el('span', 'badge', 'AGENT OFFLINE'), el('span', 't-name'), el('span', 't-inst'));
+    tile.append(el('span', 'badge', 'AGENT OFFLINE'), el('span', 't-name'), el('span', 't-inst'),
+                el('span', 't-book'));
     const st = el('span', 't-state');
     st.append(el('span', 't-label'), el('span', 't-since'));
     tile.append(st);
@@ -386,11 +403,13 @@
     const booking = (label, bk) => {
       const div = el('div', 'booking');
       div.append(el('div', 'k', label));
-      div.append(el('div', null, bk ? [bk.order_id, bk.customer, bk.remote ? 'remote' : null, utc(bk.from_unix_ms) + ' → ' + utc(bk.to_unix_ms)].filter(Boolean).join(' · ') : 'none'));
+      div.append(el('div', null, bk ? [bk.order_id, bk.customer, bk.remote ? 'remote' : null, utc(bk.start_unix_ms) + ' → ' + utc(bk.end_unix_ms)].filter(Boolean).join(' · ') : 'none'));
       b.append(div);
     };
+    b.append(el('div', 'free-now ' + (d.free_now ? 'yes' : 'no'),
+                d.free_now ? 'Free now' : (d.current_booking ? 'Booked now' : 'In use, unbooked')));
     if (!d.current_booking && !d.next_booking) {
-      b.append(el('div', 'muted', 'No bookings.'));
+      b.append(el('div', 'muted', 'No bookings in the next 7 days.'));
     } else {
       booking('Current', d.current_booking);
       booking('Next', d.next_booking);

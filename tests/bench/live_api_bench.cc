@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "hub/billing_options.h"
 #include "hub/live_http.h"
 #include "hub/sqlite_store.h"
 #include "hub_testing/events.h"
@@ -74,6 +75,39 @@ int Main(int argc, char** argv) {
   if (!(*store)->PutInstruments(registry, now).ok()) return 1;
   std::printf("registered %d instruments in %.0f ms\n", instruments, Ms(Clock::now() - t));
 
+  // Two three-hour bookings a day per instrument for the view's whole horizon, the first one
+  // running now: the list then carries a current and a next booking for every instrument.
+  Result<BillingRules> rules =
+      Complete(Overlay({.rate_fen_per_hour = 30'000}, BillingOptions().defaults));
+  if (!rules.ok()) return 1;
+  std::vector<Booking> bookings;
+  constexpr int64_t kHalfDayMs = 12 * 3'600'000;
+  for (int i = 0; i < instruments; ++i) {
+    for (int64_t k = 0; k < 2 * kBookingHorizonMs / kDayMs; ++k) {
+      Booking b;
+      b.order_id = "ord-" + std::to_string(i) + "-" + std::to_string(k);
+      b.instrument_id = "inst-" + std::to_string(i);
+      b.customer = {"Customer " + std::to_string(i % 1800), "Suzhou", "Jiangsu"};
+      b.start_unix_ms = now - 3'600'000 + k * kHalfDayMs;
+      b.end_unix_ms = b.start_unix_ms + 3 * 3'600'000;
+      b.remote = k % 2 == 0;
+      b.rules = *rules;
+      bookings.push_back(std::move(b));
+    }
+  }
+  t = Clock::now();
+  Result<PutBookingsOutcome> put = (*store)->PutBookings(bookings, now);
+  if (!put.ok() || put->conflict.has_value()) return 1;
+  std::printf("booked %zu windows in %.0f ms\n", bookings.size(), Ms(Clock::now() - t));
+  t = Clock::now();
+  Result<std::vector<Booking>> horizon =
+      (*store)->ListBookings({.from_unix_ms = now, .to_unix_ms = now + kBookingHorizonMs});
+  if (!horizon.ok()) return 1;
+  std::printf(
+      "read the %zu bookings of the live view's horizon in %.0f ms (at load, after an import "
+      "and once a day)\n",
+      horizon->size(), Ms(Clock::now() - t));
+
   HubMetrics metrics;
   LiveFeed feed;
   NullDownlink downlink;
@@ -111,7 +145,7 @@ int Main(int argc, char** argv) {
   HttpOptions http;
   http.server.listen = "127.0.0.1:0";
   t = Clock::now();
-  auto live = LiveHttp::Start(http, {.path = db}, &metrics, &feed, [] {
+  auto live = LiveHttp::Start(http, {.path = db}, {}, &metrics, &feed, [] {
     return HealthReport{.broker_connected = true, .ingest_healthy = true};
   });
   if (!live.ok()) return std::printf("%s\n", live.status().ToString().c_str()), 1;

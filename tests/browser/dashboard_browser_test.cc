@@ -2,7 +2,9 @@
 // real instrumeter-hub binary and a real Mosquitto, with the test publishing what simulated
 // agents would. Checks that a tile changes state live, without a reload, that an agent going
 // offline is marked, that the side panel draws its timeline, and that the page reconnects by
-// itself after the hub restarts. Screenshots go to the build folder (INSTRUMETER_SCREENSHOT_DIR).
+// itself after the hub restarts; that bookings show on tiles and in the panel; and that a
+// customer's share link shows its session live while a wrong link gets a clear refusal page.
+// Screenshots go to the build folder (INSTRUMETER_SCREENSHOT_DIR).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -359,7 +361,7 @@ TEST_F(DashboardBrowserTest, TilesFollowTheStreamWithoutAReload) {
                         "document.querySelectorAll('#p-today rect.IN_USE').length > 0 && "
                         "document.querySelectorAll('#p-week rect.IDLE').length > 0;"));
   EXPECT_EQ(browser.Run("return document.getElementById('p-bookings').textContent;"),
-            "No bookings.");
+            "In use, unbookedNo bookings in the next 7 days.");
   EXPECT_EQ(browser.Run("return document.getElementById('p-agent').textContent.includes('0.1.0');"),
             true);
   browser.Screenshot("dashboard-panel.png");
@@ -374,6 +376,76 @@ TEST_F(DashboardBrowserTest, TilesFollowTheStreamWithoutAReload) {
   ChangeState(v1::INSTRUMENT_STATE_FAULT);
   ASSERT_TRUE(browser.WaitUntil("return (function(){" + TileState(kWatched) + "})() === 'FAULT';"));
   EXPECT_EQ(browser.Run("return window.__instrumeterPageId;"), page_id);
+}
+
+TEST_F(DashboardBrowserTest, BookingsShowAndAShareLinkFollowsItsSession) {
+  // A remote booking on the watched instrument since before its history began, and the next one.
+  const int64_t now = clock_.WallUnixMs();
+  const json customer = {{"organisation", "Suzhou Bio Co"}, {"city", "Suzhou"}, {"region", "JS"}};
+  const json bookings = json::array(
+      {{{"order_id", "YRD-0042"},
+        {"instrument_id", kWatched},
+        {"customer", customer},
+        {"start", FormatUtc(now - 3 * 3'600'000)},
+        {"end", FormatUtc(now + 3'600'000)},
+        {"remote", true},
+        {"rate_fen_per_hour", 30'000}},
+       {{"order_id", "YRD-0043"},
+        {"instrument_id", kWatched},
+        {"customer",
+         {{"organisation", "Hangzhou Materials"}, {"city", "Hangzhou"}, {"region", "ZJ"}}},
+        {"start", FormatUtc(now + 2 * 3'600'000)},
+        {"end", FormatUtc(now + 3 * 3'600'000)},
+        {"remote", false},
+        {"rate_fen_per_hour", 30'000}}});
+  auto posted = ht::Fetch(port_, {.method = "POST",
+                                  .target = "/api/v1/bookings",
+                                  .headers = {{"Content-Type", "application/json"}},
+                                  .body = bookings.dump()});
+  ASSERT_TRUE(posted.ok());
+  ASSERT_EQ(posted->status, 201) << posted->body;
+  const std::string link = json::parse(posted->body)["bookings"][0]["share_link"];
+  const std::string base = "http://127.0.0.1:" + std::to_string(port_);
+
+  Browser browser;
+  ASSERT_TRUE(browser.Start(dir_.path()).ok());
+  ASSERT_TRUE(browser.Open(base + "/").ok());
+  const std::string tile =
+      "document.querySelector('.tile[data-id=\"" + std::string(kWatched) + "\"] .t-book')";
+  ASSERT_TRUE(browser.WaitUntil("const b = " + tile + "; return !!b && b.textContent.startsWith(" +
+                                "'Booked · Suzhou Bio Co · remote');"))
+      << browser.Run("const b = " + tile + "; return b ? b.textContent : null;").dump();
+  browser.Run("document.querySelector('.tile[data-id=\"" + std::string(kWatched) +
+              "\"]').click();");
+  ASSERT_TRUE(browser.WaitUntil(
+      "const b = document.getElementById('p-bookings').textContent; "
+      "return b.includes('YRD-0042') && b.includes('YRD-0043') && b.includes('Booked now');"));
+  browser.Screenshot("dashboard-bookings.png");
+
+  // The customer's page: the session so far, then a change arrives without a reload.
+  ASSERT_TRUE(browser.Open(base + link).ok());
+  ASSERT_TRUE(
+      browser.WaitUntil("return document.body.dataset.loaded === 'true' && "
+                        "document.getElementById('s-state').dataset.state === 'IDLE' && "
+                        "document.querySelectorAll('#s-chart rect').length > 0;"))
+      << browser.Run("return document.body.innerText;").dump();
+  EXPECT_EQ(browser.Run("return document.getElementById('s-order').textContent;"),
+            "YRD-0042 · Suzhou Bio Co");
+  EXPECT_EQ(browser.Run("return document.body.innerText.includes('Hangzhou');"), false)
+      << "another booking's customer shows";
+  ChangeState(v1::INSTRUMENT_STATE_IN_USE);
+  ASSERT_TRUE(
+      browser.WaitUntil("return document.getElementById('s-state').dataset.state === 'IN_USE';"));
+  browser.Screenshot("share-link.png");
+
+  // A wrong link: a clear page, no data.
+  std::string wrong = link;
+  wrong.back() = wrong.back() == '0' ? '1' : '0';
+  ASSERT_TRUE(browser.Open(base + wrong).ok());
+  ASSERT_TRUE(browser.WaitUntil(
+      "const r = document.getElementById('refused'); return !!r && r.dataset.status === '404';"));
+  EXPECT_EQ(browser.Run("return document.body.innerText.includes('YRD-0042');"), false);
+  browser.Screenshot("share-link-unknown.png");
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // The live API of the hub as shipped: the instrumeter-hub binary with [http] on a free loopback
 // port, a real Mosquitto, and the test as a fake agent publishing envelopes. Every endpoint over
-// the socket, the stream's latency from publish to event, and /healthz following the broker.
+// the socket, the stream's latency from publish to event, and /healthz following the broker;
+// bookings imported by the CLI showing in the running hub, and share links made by the CLI.
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -187,6 +188,74 @@ TEST_F(LiveApiProcessTest, AHubWithHttpDisabledListensNowhere) {
       },
       kWait));
   EXPECT_FALSE(instrumeter::testing::PortAcceptsConnections(port_));
+}
+
+TEST_F(LiveApiProcessTest, CliBookingsAndShareLinksReachTheRunningHub) {
+  // Restarted with a short registry refresh, so that a CLI import shows quickly.
+  EXPECT_EQ(hub_.Stop(), 0);
+  WriteFile(config_, instrumeter::testing::ReadFile(config_) + "registry_refresh_ms = 300\n");
+  auto hub = ChildProcess::Start({kHub, "run", "--config", config_}, hub_log_);
+  ASSERT_TRUE(hub.ok());
+  hub_ = std::move(*hub);
+  ASSERT_TRUE(WaitFor([&] { return Status("/healthz") == 200; }, kWait));
+
+  // A token exists from now on: the API needs it, share links do not.
+  std::string token;
+  ASSERT_EQ(RunCommand({kHub, "tokens", "add", "ops", "--config", config_}, &token), 0) << token;
+  ASSERT_NE(token.find("imt_"), std::string::npos) << token;
+  token = token.substr(token.find("imt_"), 68);  // "imt_" and 64 hex digits
+  const auto get = [&](const std::string& target, const std::string& bearer) {
+    return hub::testing::Fetch(
+        port_, {.target = target, .headers = {{"Authorization", "Bearer " + bearer}}});
+  };
+
+  const int64_t now = SystemClock().WallUnixMs();
+  const json booking = {
+      {"order_id", "YRD-7"},
+      {"instrument_id", "nmr-1"},
+      {"customer", {{"organisation", "Suzhou Bio Co"}, {"city", "Suzhou"}, {"region", "JS"}}},
+      {"start", FormatUtc(now - 3'600'000)},
+      {"end", FormatUtc(now + 3'600'000)},
+      {"remote", true},
+      {"rate_fen_per_hour", 30'000}};
+  WriteFile(dir_.File("bookings.json"), booking.dump());
+  std::string out;
+  ASSERT_EQ(
+      RunCommand({kHub, "bookings", "import", dir_.File("bookings.json"), "--config", config_},
+                 &out),
+      0)
+      << out;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto r = get("/api/v1/instruments/nmr-1", token);
+        return r.ok() && r->status == 200 &&
+               json::parse(r->body)["current_booking"]["order_id"] == "YRD-7";
+      },
+      kWait));
+
+  std::string link;
+  const std::string base = "http://127.0.0.1:" + std::to_string(port_);
+  ASSERT_EQ(RunCommand(
+                {kHub, "bookings", "share", "YRD-7", "--base-url", base + "/", "--config", config_},
+                &link),
+            0)
+      << link;
+  const size_t at = link.find(base + "/live/");
+  ASSERT_NE(at, std::string::npos) << link;
+  const std::string path = link.substr(at + base.size(), std::string("/live/").size() + 32);
+  EXPECT_EQ(Status(path), 200);
+  json data = GetJson(path + "/data");
+  EXPECT_EQ(data["order_id"], "YRD-7");
+  EXPECT_EQ(data["instrument"]["instrument_id"], "nmr-1");
+  const std::string share_token = path.substr(std::string("/live/").size());
+  EXPECT_EQ(get("/api/v1/instruments", share_token)->status, 401);
+  EXPECT_EQ(Status("/api/v1/instruments"), 401);
+
+  // A new link replaces it.
+  ASSERT_EQ(RunCommand({kHub, "bookings", "share", "YRD-7", "--config", config_}, &out), 0) << out;
+  EXPECT_EQ(Status(path), 410);
+  ASSERT_NE(out.find("/live/"), std::string::npos) << out;
+  EXPECT_EQ(Status(out.substr(out.find("/live/"), path.size())), 200);
 }
 
 }  // namespace

@@ -26,9 +26,10 @@ namespace instrumeter::hub {
 // One parsed row: the booking with its rules not yet resolved, and where it came from.
 struct BookingInput {
   std::string source;  // file name, or e.g. "request" for an HTTP body
-  int line = 0;        // where the row (CSV record, JSON element) starts
-  bool json = false;   // fields are named as JSON paths (customer.city) rather than CSV columns
-  Booking booking;     // rules unset (see ImportBookings)
+  int line = 0;  // where the row (CSV record, JSON element) starts; 0: not a text file (messages
+                 // then name `source` alone, e.g. "bookings[2]" for an HTTP request's element)
+  bool json = false;  // fields are named as JSON paths (customer.city) rather than CSV columns
+  Booking booking;    // rules unset (see ImportBookings)
   std::optional<int64_t> rate_fen_per_hour;  // the booking's own rate, if it has one
 };
 

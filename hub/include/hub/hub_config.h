@@ -46,6 +46,8 @@ struct HttpOptions {
   // build, /usr/share/instrumeter/web for an installed one).
   std::string web_root;
   int64_t registry_refresh_ms = 10'000;
+  // How long before a remote booking's start and after its end its share link shows it.
+  int64_t share_margin_s = 3600;
   // Bearer tokens (src/api_auth.h). nullopt: required once any token exists or the listener is
   // not on loopback.
   std::optional<bool> require_tokens;

@@ -30,6 +30,19 @@ struct DayTotals {
   double gap_seconds = 0;
 };
 
+// How far ahead the live view reads bookings: an instrument's next booking is shown when it
+// starts within this horizon.
+inline constexpr int64_t kBookingHorizonMs = 7 * kDayMs;
+
+// A booking as the live API shows it (an instrument's current and next booking).
+struct BookingBrief {
+  std::string order_id;
+  std::string customer;  // the customer's organisation
+  bool remote = false;
+  int64_t start_unix_ms = 0;
+  int64_t end_unix_ms = 0;  // exclusive
+};
+
 // One instrument (or a device that sent telemetry without being registered).
 struct InstrumentView {
   Instrument instrument;  // registry fields; only instrument_id for an unregistered device
@@ -42,7 +55,21 @@ struct InstrumentView {
   // Intervals that end after the current UTC day began, by (kind, start_seq).
   std::map<std::pair<IntervalKind, uint64_t>, Interval> recent;
   DayTotals today;  // `recent` clipped to the current day; kept in step with it
+  // Bookings that overlapped [now, now + kBookingHorizonMs + 1 day) when they were last read
+  // (at most a day ago), by start (bookings of one instrument never overlap).
+  std::vector<BookingBrief> bookings;
 };
+
+// An instrument's booking in force at a moment and the one after it if it starts within
+// kBookingHorizonMs (null when none).
+struct BookingsNow {
+  const BookingBrief* current = nullptr;
+  const BookingBrief* next = nullptr;
+};
+// From `view.bookings`; the pointers point into it.
+BookingsNow BookingsAt(const InstrumentView& view, int64_t now_unix_ms);
+// No booking in force and not in use: an instrument ops may offer right now.
+bool FreeNow(const InstrumentView& view, const BookingsNow& bookings);
 
 // A change worth pushing to stream clients.
 struct LiveEvent {
@@ -68,8 +95,13 @@ class LiveView {
   // Reads everything again (after the feed dropped changes). Health already known is kept.
   Status Reload();
   // Work that falls due with time: a new UTC day drops yesterday's intervals; the registry is
-  // re-read when due. Call before serving a request.
+  // re-read when due, and with it the bookings if Store::BookingsVersion says they changed (an
+  // import by the CLI, another process); the bookings are read again at least once a day, as
+  // their horizon moves. Call before serving a request.
   Status Refresh();
+  // Reads the bookings again: the http thread calls it after its own booking import, so the
+  // import shows in the next response. One query for every instrument.
+  Status ReloadBookings();
 
   const std::map<std::string, InstrumentView>& instruments() const { return instruments_; }
   const InstrumentView* Find(const std::string& instrument_id) const;
@@ -92,6 +124,8 @@ class LiveView {
   const int64_t registry_refresh_ms_;
   int64_t day_start_ms_ = 0;
   int64_t registry_read_mono_ms_ = 0;
+  int64_t bookings_version_ = -1;      // Store::BookingsVersion when the bookings were read
+  int64_t bookings_read_wall_ms_ = 0;  // and when
   bool registry_stale_ = false;
   std::map<std::string, InstrumentView> instruments_;
 };

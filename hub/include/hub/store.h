@@ -189,6 +189,16 @@ struct ApiToken {
   std::optional<int64_t> revoked_unix_ms;
 };
 
+// A customer's share link to one remote booking's live view (`/live/<token>`; docs/security.md,
+// "Share links"): like an API token, only the SHA-256 of the token is kept. An order has at most
+// one active link; issuing a new one revokes the old.
+struct ShareLink {
+  std::string sha256;  // 32 raw bytes
+  std::string order_id;
+  int64_t created_unix_ms = 0;
+  std::optional<int64_t> revoked_unix_ms;
+};
+
 // One ingest batch: committed as one transaction or not at all.
 struct Batch {
   std::vector<DeviceBatch> devices;
@@ -246,6 +256,11 @@ class Store {
   virtual Result<PutBookingsOutcome> PutBookings(const std::vector<Booking>& bookings,
                                                  int64_t now_unix_ms) = 0;
   virtual Result<std::vector<Booking>> ListBookings(const BookingFilter& filter) = 0;
+  // The booking with this order id, if any.
+  virtual Result<std::optional<Booking>> GetBooking(const std::string& order_id) = 0;
+  // A number that grows with every PutBookings that inserts or changes a booking (from any
+  // process): readers that cache bookings compare it to know when to read them again.
+  virtual Result<int64_t> BookingsVersion() = 0;
   // Bookings not verified under their current terms whose end + grace_after is at or before
   // `settled_unix_ms`, by instrument and start.
   virtual Result<std::vector<Booking>> ListUnverifiedBookings(int64_t settled_unix_ms) = 0;
@@ -299,6 +314,12 @@ class Store {
   virtual Result<std::optional<std::string>> FindApiToken(const std::string& sha256) = 0;
   // Whether any token (active or revoked) was ever added.
   virtual Result<bool> HasApiTokens() = 0;
+  // Adds `link` (created_unix_ms set, revoked unset) for its order in one transaction. While the
+  // order has an active link: with `replace_active` that one is revoked at `created_unix_ms`,
+  // otherwise nothing is written and the result is false. True when `link` was added.
+  virtual Result<bool> AddShareLink(const ShareLink& link, bool replace_active) = 0;
+  // The link with this SHA-256 (active or revoked), if any.
+  virtual Result<std::optional<ShareLink>> FindShareLink(const std::string& sha256) = 0;
 };
 
 }  // namespace instrumeter::hub
