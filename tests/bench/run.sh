@@ -54,7 +54,7 @@ cleanup() {
     if kill -0 "$pid" 2>/dev/null; then kill -TERM "$pid" 2>/dev/null || true; fi
   done
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$WORK"
+  if [ "${KEEP_WORK:-0}" = 1 ]; then echo "run.sh: kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -105,11 +105,11 @@ start_broker() {
 listener $port 127.0.0.1
 allow_anonymous true
 persistence false
-log_dest file $dir/mosquitto.log
+log_dest stderr
 max_connections -1
 max_queued_messages 100000
 EOF
-  mosquitto -c "$dir/mosquitto.conf" >"$dir/mosquitto.out" 2>&1 &
+  mosquitto -c "$dir/mosquitto.conf" >"$dir/mosquitto.log" 2>&1 &
   BROKER_PID=$!
   PIDS+=("$BROKER_PID")
   wait_port "$port"

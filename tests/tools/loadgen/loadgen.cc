@@ -398,7 +398,9 @@ Result<EchoReport> RunEcho(const std::string& broker_url, int64_t duration_ms) {
   options.broker_url = broker_url;
   options.client_id = "instrumeter-loadgen-echo";
   options.subscriptions = {protocol::Topic("+", Channel::kUp)};
-  options.max_inflight = 10'000;  // acks of every device in flight; no flow control needed here
+  // Acks of every device at once, as the hub's (hub_runner.cc).
+  options.max_inflight = 1000;
+  options.max_buffered_messages = 100'000;
   auto link = MqttLink::Create(options);
   if (!link.ok()) return link.status();
   INSTRUMETER_RETURN_IF_ERROR((*link)->Connect());
@@ -421,8 +423,10 @@ Result<EchoReport> RunEcho(const std::string& broker_url, int64_t duration_ms) {
       downlink.mutable_ack()->set_highest_contiguous_sequence(
           envelope.first_sequence() + static_cast<uint64_t>(batch.events_size()) - 1);
       // A refused publish is lost: the device's ack timeout resends, as with a real hub.
-      (*link)->Publish(protocol::Topic(envelope.device_id(), Channel::kAck),
-                       downlink.SerializeAsString(), false);
+      Status sent = (*link)->Publish(protocol::Topic(envelope.device_id(), Channel::kAck),
+                                     downlink.SerializeAsString(), false);
+      if (!sent.ok() && report.ack_publish_failures++ == 0)
+        std::fprintf(stderr, "instrumeter-loadgen echo: %s\n", sent.ToString().c_str());
     }
   }
   (*link)->Disconnect(std::chrono::milliseconds(500));

@@ -110,6 +110,7 @@ struct EchoReport {
   uint64_t envelopes = 0;
   uint64_t events = 0;
   uint64_t malformed = 0;
+  uint64_t ack_publish_failures = 0;  // acks Paho refused (the device resends after its timeout)
 };
 
 // Subscribes to instrumeter/v1/+/up at QoS 1 on `broker_url` and acknowledges every envelope's

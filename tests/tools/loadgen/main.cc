@@ -48,10 +48,13 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "instrumeter-loadgen: %s\n", echo.status().ToString().c_str());
       return 1;
     }
-    std::printf("{\"echo_envelopes\": %llu, \"echo_events\": %llu, \"echo_malformed\": %llu}\n",
-                static_cast<unsigned long long>(echo->envelopes),
-                static_cast<unsigned long long>(echo->events),
-                static_cast<unsigned long long>(echo->malformed));
+    std::printf(
+        "{\"echo_envelopes\": %llu, \"echo_events\": %llu, \"echo_malformed\": %llu, "
+        "\"ack_publish_failures\": %llu}\n",
+        static_cast<unsigned long long>(echo->envelopes),
+        static_cast<unsigned long long>(echo->events),
+        static_cast<unsigned long long>(echo->malformed),
+        static_cast<unsigned long long>(echo->ack_publish_failures));
     return 0;
   }
 
