@@ -34,12 +34,12 @@ if [ "$QUICK" = 1 ]; then
   INGEST_DEVICES=200; SINGLE_BACKLOG=100; BATCH_BACKLOG=1000
   CAPACITY_STEPS="500 1000 2000"; CAPACITY_SECONDS=20
   DRAIN_AGENTS=200; DRAIN_EVENTS=8640
-  STORE_DEVICES=100; STORE_PREFILL=20000
+  STORE_DEVICES=1000; STORE_PREFILL=2000
 else
   INGEST_DEVICES=1000; SINGLE_BACKLOG=200; BATCH_BACKLOG=2000
   CAPACITY_STEPS="1000 2000 4000 6000 8000 10000"; CAPACITY_SECONDS=60
   DRAIN_AGENTS=1000; DRAIN_EVENTS=8640
-  STORE_DEVICES=100; STORE_PREFILL=200000
+  STORE_DEVICES=1000; STORE_PREFILL=20000
 fi
 # Capacity compresses time: one emulated connection heartbeats every CAPACITY_PERIOD_MS instead
 # of every 10 s, so it offers the message rate of COMPRESSION real devices (see the docs).
@@ -166,7 +166,9 @@ ingest_pair() {
   start_broker "$name-hub-broker"
   start_hub "$name-hub" "$devices" "hub-"
   if [ "$PROFILE" = 1 ] && [ "$per" -gt 1 ]; then
-    perf record -g -o "$WORK/hub.perf.data" -p "$HUB_PID" >/dev/null 2>&1 &
+    # Release builds have no frame pointers: unwind with DWARF, at a rate the disk can take.
+    perf record --call-graph dwarf,16384 -F 300 -o "$WORK/hub.perf.data" -p "$HUB_PID" \
+      >/dev/null 2>&1 &
     perf_pid=$!
   fi
   HUB_JSON="$WORK/$name-hub.json"
@@ -174,7 +176,7 @@ ingest_pair() {
     >/dev/null || echo "  (hub run incomplete)"
   if [ -n "$perf_pid" ]; then
     kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true
-    perf report -i "$WORK/hub.perf.data" --stdio --no-children --percent-limit 1.5 \
+    perf report -i "$WORK/hub.perf.data" --stdio --children --sort sym --percent-limit 2 \
       >"$ROOT/build-bench/hub-profile.txt" 2>/dev/null || true
     echo "  profile: build-bench/hub-profile.txt"
   fi
@@ -253,7 +255,7 @@ fi
 if wants storage; then
   echo "== 5. storage: $STORE_DEVICES devices, $STORE_PREFILL events each pre-filled"
   "$STORAGE" --db "$WORK/storage.db" --devices "$STORE_DEVICES" \
-    --prefill-per-device "$STORE_PREFILL" >"$WORK/storage.jsonl"
+    --prefill-per-device "$STORE_PREFILL" --measure-per-device 50 >"$WORK/storage.jsonl"
   small=$(sed -n 1p "$WORK/storage.jsonl" >"$WORK/small.json"; echo "$WORK/small.json")
   large=$(sed -n 2p "$WORK/storage.jsonl" >"$WORK/large.json"; echo "$WORK/large.json")
   record "store appends/s, interleaved, $(json "$small" table_rows) rows" \
