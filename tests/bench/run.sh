@@ -4,9 +4,10 @@
 # figure misses its target. Builds its own Release tree (build-bench), starts its own Mosquitto
 # brokers and hubs on free loopback ports, and stops everything it started on exit.
 #
-#   tests/bench/run.sh            full run (about 25 minutes on the 2-core reference machine)
+#   tests/bench/run.sh            full run (about 15 minutes on the quiet 2-core reference machine)
 #   tests/bench/run.sh --quick    scaled down (about 3 minutes); targets are checked the same way
-#   options: --skip-build, --profile (perf record -g of the hub during the batched ingest),
+#   options: --skip-build, --profile (perf record of the hub during the batched ingest, report in
+#            build-bench/hub-profile.txt),
 #            --only LIST (comma-separated of: ingest,capacity,drain,storage,footprint)
 set -euo pipefail
 
@@ -22,7 +23,7 @@ while [ $# -gt 0 ]; do
     --skip-build) SKIP_BUILD=1 ;;
     --profile) PROFILE=1 ;;
     --only) ONLY="$2"; shift ;;
-    -h|--help) sed -n 2,10p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,11p "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
