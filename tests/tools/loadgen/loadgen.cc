@@ -276,6 +276,8 @@ Result<LoadReport> RunLoad(const LoadOptions& options) {
               if (n > d.acked) {
                 const int64_t acked_at = MonoMs();
                 for (uint64_t seq = d.acked + 1; seq <= n; ++seq) {
+                  // Stored by an earlier run and never sent by this one: no latency to measure.
+                  if (!live && d.sent_ms[seq - 1] < 0) continue;
                   const int64_t from = live ? due_ms(d, seq) : start + d.sent_ms[seq - 1];
                   latencies.push_back(static_cast<int32_t>(std::max<int64_t>(0, acked_at - from)));
                 }
