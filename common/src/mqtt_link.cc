@@ -104,8 +104,10 @@ Result<std::unique_ptr<MqttLink>> MqttLink::Create(const Options& options) {
   if (impl->event_fd < 0) return Status::IoError("eventfd failed");
   try {
     // No Paho persistence: what must survive lives in our own stores.
-    impl->client =
-        std::make_unique<mqtt::async_client>(options.broker_url, options.client_id, nullptr);
+    mqtt::create_options create;
+    create.set_max_buffered_messages(options.max_buffered_messages);
+    impl->client = std::make_unique<mqtt::async_client>(options.broker_url, options.client_id,
+                                                        create, nullptr);
   } catch (const mqtt::exception& e) {
     ::close(impl->event_fd);
     return Status::InvalidArgument("MQTT broker '" + options.broker_url + "': " + e.what());

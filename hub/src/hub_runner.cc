@@ -194,6 +194,11 @@ Status RunHub(const HubConfig& config) {
   // A persistent session: the broker queues uplink messages while the hub is down.
   link_options.clean_session = false;
   link_options.keepalive_s = config.mqtt.keepalive_s;
+  // One commit acks every device it stored events of, all at once: with Paho's defaults (64 in
+  // flight, 100 queued) a commit touching more devices had its further acks refused, and those
+  // agents waited for their ack timeout (docs/performance.md, "Profile").
+  link_options.max_inflight = 1000;
+  link_options.max_buffered_messages = 100'000;
   link_options.subscriptions = {protocol::AllDevices(protocol::Channel::kUp),
                                 protocol::AllDevices(protocol::Channel::kStatus)};
   if (!config.mqtt.ca_file.empty()) {

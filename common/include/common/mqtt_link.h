@@ -42,6 +42,10 @@ class MqttLink {
     int keepalive_s = 30;
     int connect_timeout_ms = 5000;
     int max_inflight = 64;  // QoS 1 publishes Paho may have outstanding
+    // Publishes Paho may queue before its send thread writes them. Paho's own default is 100;
+    // beyond it Publish fails ("No more messages can be buffered"), so a client that publishes
+    // in bursts (the hub acks every device of a commit at once) needs more.
+    int max_buffered_messages = 100;
     std::optional<Will> will;
     std::optional<Tls> tls;
     // Subscribed at QoS 1 on every connect, before kConnected is reported.

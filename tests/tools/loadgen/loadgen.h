@@ -9,8 +9,23 @@
 // counters consistent with the states; so the hub derives exactly `expected_powered_ms` and
 // `expected_in_use_ms` per device and flags no counter mismatch.
 //
+// Envelopes are signed like a real agent's (protocol/README.md, "Signing": a state change, more
+// than one event, or 60 s since the last signature) with a per-device Ed25519 key derived from
+// the device id (DeviceKey), so a bench can enrol the same public keys at the hub beforehand.
+//
+// Two ways to offer load:
+// - backlog (period_ms = 0): every event is due at the start; measures drain time.
+// - live (period_ms > 0): device i's event k is due at start + (i * period / devices) + k *
+//   period, as an agent heartbeating every period_ms would create it; measures whether the hub
+//   keeps up (ack latency from due time, drain after the last due event).
+// Ack latency of an event: from when it was due (live) or first published (backlog) until the
+// first Ack covering it arrived.
+//
 // All connects are started before any is waited for (Paho C serialises sequential connects,
 // shared/STACK.md). Single-threaded apart from Paho's own threads.
+//
+// RunEcho is the raw-broker baseline: a plain QoS 1 subscriber on every device's up topic that
+// acknowledges each envelope's last sequence at once, storing nothing.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +33,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "protocol/chain.h"
 
 namespace instrumeter::loadgen {
 
@@ -32,7 +48,21 @@ struct LoadOptions {
   int64_t ack_timeout_ms = 5000;
   int64_t timeout_ms = 300'000;  // give up (exit 1) after this long
   int64_t reconnect_ms = 1000;   // wait before reconnecting a device that lost its connection
+  bool sign = true;              // sign envelopes by the protocol's rule (see above)
+  int64_t period_ms = 0;         // 0: backlog mode; > 0: live mode, one event per device per period
 };
+
+// Ack latencies in milliseconds (nearest-rank percentiles; all 0 without samples).
+struct LatencySummary {
+  uint64_t samples = 0;
+  int64_t p50_ms = 0;
+  int64_t p90_ms = 0;
+  int64_t p99_ms = 0;
+  int64_t max_ms = 0;
+};
+
+// Summarises `samples` (reordered in place).
+LatencySummary SummariseLatencies(std::vector<int32_t>* samples);
 
 struct LoadReport {
   int devices = 0;
@@ -49,6 +79,12 @@ struct LoadReport {
   uint64_t ack_timeouts = 0;
   uint64_t connection_losses = 0;
   bool complete = false;  // every device drained
+  uint64_t envelopes_signed = 0;
+  LatencySummary ack_latency;
+  // Live mode: from the moment the last event became due until every backlog was acknowledged
+  // (a hub that keeps up answers within one ack latency; a growing backlog shows here).
+  int64_t drain_after_last_due_ms = 0;
+  double offered_events_per_s = 0;  // live mode: devices * 1000 / period_ms
   // What the hub must derive for each device.
   int64_t expected_powered_ms = 0;
   int64_t expected_in_use_ms = 0;
@@ -61,9 +97,24 @@ std::string DeviceId(const LoadOptions& options, int index);
 std::vector<std::string> MakeBacklog(const std::string& boot_id, int count, int64_t* powered_ms,
                                      int64_t* in_use_ms);
 
+// The Ed25519 key the load generator signs for `device_id` with: its seed is
+// SHA-256("instrumeter-loadgen/key/" || device_id). For benchmarks only: anyone can derive it.
+Result<protocol::SigningKey> DeviceKey(const std::string& device_id);
+
 // Runs the load until every backlog is acknowledged or options.timeout_ms passes.
 Result<LoadReport> RunLoad(const LoadOptions& options);
 
 std::string ReportJson(const LoadReport& report);
+
+struct EchoReport {
+  uint64_t envelopes = 0;
+  uint64_t events = 0;
+  uint64_t malformed = 0;
+  uint64_t ack_publish_failures = 0;  // acks Paho refused (the device resends after its timeout)
+};
+
+// Subscribes to instrumeter/v1/+/up at QoS 1 on `broker_url` and acknowledges every envelope's
+// last sequence on the device's ack topic, until `duration_ms` passes.
+Result<EchoReport> RunEcho(const std::string& broker_url, int64_t duration_ms);
 
 }  // namespace instrumeter::loadgen

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "protocol/chain.h"
 #include "protocol/codec.h"
 
 namespace instrumeter::loadgen {
@@ -48,6 +49,45 @@ TEST(LoadgenTest, DeviceIdsAreZeroPaddedAndValid) {
 TEST(LoadgenTest, RefusesNonsenseOptions) {
   LoadOptions options;
   options.devices = 0;
+  EXPECT_EQ(RunLoad(options).status().code(), Status::Code::kInvalidArgument);
+}
+
+TEST(LoadgenTest, LatencyPercentilesAreNearestRank) {
+  std::vector<int32_t> samples;
+  for (int32_t i = 100; i >= 1; --i) samples.push_back(i);  // 1..100, reversed
+  const LatencySummary s = SummariseLatencies(&samples);
+  EXPECT_EQ(s.samples, 100u);
+  EXPECT_EQ(s.p50_ms, 50);
+  EXPECT_EQ(s.p90_ms, 90);
+  EXPECT_EQ(s.p99_ms, 99);
+  EXPECT_EQ(s.max_ms, 100);
+  std::vector<int32_t> one = {7};
+  const LatencySummary single = SummariseLatencies(&one);
+  EXPECT_EQ(single.p50_ms, 7);
+  EXPECT_EQ(single.p99_ms, 7);
+  std::vector<int32_t> none;
+  EXPECT_EQ(SummariseLatencies(&none).samples, 0u);
+  EXPECT_EQ(SummariseLatencies(&none).p99_ms, 0);
+}
+
+TEST(LoadgenTest, DeviceKeysAreDeterministicPerDeviceAndVerify) {
+  auto a = DeviceKey("load-00001");
+  auto again = DeviceKey("load-00001");
+  auto b = DeviceKey("load-00002");
+  ASSERT_TRUE(a.ok() && again.ok() && b.ok()) << a.status().ToString();
+  EXPECT_EQ(a->public_key(), again->public_key());
+  EXPECT_NE(a->public_key(), b->public_key());
+  const std::string link = protocol::ChainGenesis("load-00001");
+  auto signature = a->SignHead("load-00001", 1, link);
+  ASSERT_TRUE(signature.ok());
+  auto verifying = protocol::VerifyingKey::FromRaw(a->public_key());
+  ASSERT_TRUE(verifying.ok());
+  EXPECT_TRUE(verifying->VerifyHead("load-00001", *signature).ok());
+}
+
+TEST(LoadgenTest, RefusesNegativePeriod) {
+  LoadOptions options;
+  options.period_ms = -1;
   EXPECT_EQ(RunLoad(options).status().code(), Status::Code::kInvalidArgument);
 }
 

@@ -1,5 +1,6 @@
 // instrumeter-loadgen: see loadgen.h. Exit 0 when every backlog was acknowledged, 1 when the
-// timeout passed first or the run failed, 2 on a usage error.
+// timeout passed first or the run failed, 2 on a usage error. With --echo-s it is instead the
+// raw-broker baseline (RunEcho) for that many seconds, and prints what it acknowledged.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <fstream>
@@ -9,6 +10,8 @@
 int main(int argc, char** argv) {
   instrumeter::loadgen::LoadOptions o;
   std::string report_json;
+  double echo_s = 0;
+  bool unsigned_envelopes = false;
   double timeout_s = static_cast<double>(o.timeout_ms) / 1000.0;
   CLI::App app{
       "instrumeter-loadgen: emulates many devices, each delivering a backlog of valid events to "
@@ -26,9 +29,34 @@ int main(int argc, char** argv) {
   app.add_option("--ack-timeout-ms", o.ack_timeout_ms)->capture_default_str();
   app.add_option("--timeout-s", timeout_s, "give up after this long (exit 1)")
       ->capture_default_str();
+  app.add_option("--period-ms", o.period_ms,
+                 "live mode: each device creates one event every this many ms (0: backlog mode, "
+                 "every event due at the start)")
+      ->capture_default_str();
+  app.add_flag("--unsigned", unsigned_envelopes, "send no signatures (development-mode hub)");
+  app.add_option("--echo-s", echo_s,
+                 "instead of emulating devices, acknowledge every envelope on the broker at once "
+                 "(raw baseline, no storage) for this many seconds");
   app.add_option("--report-json", report_json, "also write the report to this file");
   CLI11_PARSE(app, argc, argv);
   o.timeout_ms = static_cast<int64_t>(timeout_s * 1000);
+  o.sign = !unsigned_envelopes;
+
+  if (echo_s > 0) {
+    auto echo = instrumeter::loadgen::RunEcho(o.broker_url, static_cast<int64_t>(echo_s * 1000));
+    if (!echo.ok()) {
+      std::fprintf(stderr, "instrumeter-loadgen: %s\n", echo.status().ToString().c_str());
+      return 1;
+    }
+    std::printf(
+        "{\"echo_envelopes\": %llu, \"echo_events\": %llu, \"echo_malformed\": %llu, "
+        "\"ack_publish_failures\": %llu}\n",
+        static_cast<unsigned long long>(echo->envelopes),
+        static_cast<unsigned long long>(echo->events),
+        static_cast<unsigned long long>(echo->malformed),
+        static_cast<unsigned long long>(echo->ack_publish_failures));
+    return 0;
+  }
 
   auto report = instrumeter::loadgen::RunLoad(o);
   if (!report.ok()) {

@@ -1,0 +1,286 @@
+#!/usr/bin/env bash
+# Whole-system benchmarks of issue 7 (docs/performance.md): the hub against the raw broker,
+# capacity, drain after an outage, storage; prints every figure in one table and exits 1 when a
+# figure misses its target. Builds its own Release tree (build-bench), starts its own Mosquitto
+# brokers and hubs on free loopback ports, and stops everything it started on exit.
+#
+#   tests/bench/run.sh            full run (about 15 minutes on the quiet 2-core reference machine)
+#   tests/bench/run.sh --quick    scaled down (about 3 minutes); targets are checked the same way
+#   options: --skip-build, --profile (perf record of the hub during the batched ingest, report in
+#            build-bench/hub-profile.txt),
+#            --only LIST (comma-separated of: ingest,capacity,drain,storage,footprint)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD="$ROOT/build-bench"
+QUICK=0
+SKIP_BUILD=0
+PROFILE=0
+ONLY="ingest,capacity,drain,storage,footprint"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) QUICK=1 ;;
+    --skip-build) SKIP_BUILD=1 ;;
+    --profile) PROFILE=1 ;;
+    --only) ONLY="$2"; shift ;;
+    -h|--help) sed -n 2,11p "$0"; exit 0 ;;
+    *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+wants() { [[ ",$ONLY," == *",$1,"* ]]; }
+
+# Scale. Full: the issue's sizes where one machine allows them (docs/performance.md says which).
+if [ "$QUICK" = 1 ]; then
+  INGEST_DEVICES=200; SINGLE_BACKLOG=100; BATCH_BACKLOG=1000
+  CAPACITY_STEPS="250 500 1000 2000"; CAPACITY_SECONDS=20
+  DRAIN_AGENTS=200; DRAIN_EVENTS=8640
+  STORE_DEVICES=1000; STORE_PREFILL=2000
+else
+  INGEST_DEVICES=1000; SINGLE_BACKLOG=200; BATCH_BACKLOG=2000
+  CAPACITY_STEPS="250 500 1000 2000 4000 6000 8000 10000"; CAPACITY_SECONDS=60
+  DRAIN_AGENTS=1000; DRAIN_EVENTS=8640
+  STORE_DEVICES=1000; STORE_PREFILL=20000
+fi
+# Capacity compresses time: one emulated connection heartbeats every CAPACITY_PERIOD_MS instead
+# of every 10 s, so it offers the message rate of COMPRESSION real devices (see the docs).
+CAPACITY_PERIOD_MS=1000
+# Drain: envelopes in flight per agent (the agent's default is 8; docs/performance.md shows why
+# 8 x 1,000 agents x 100 events overruns the 15 s ack timeout). DRAIN_WINDOW=2 run.sh ...
+DRAIN_WINDOW=${DRAIN_WINDOW:-8}
+COMPRESSION=$((10000 / CAPACITY_PERIOD_MS))
+
+WORK=$(mktemp -d /tmp/instrumeter-bench.XXXXXX)
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then kill -TERM "$pid" 2>/dev/null || true; fi
+  done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [ "${KEEP_WORK:-0}" = 1 ]; then echo "run.sh: kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Thousands of connections: one socket each in the generator, the broker and (eventfds) Paho.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+if [ "$SKIP_BUILD" = 0 ]; then
+  cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >"$WORK/cmake.log" 2>&1 ||
+    { cat "$WORK/cmake.log"; exit 1; }
+  cmake --build "$BUILD" --target instrumeter-hub instrumeter-loadgen bench_setup storage_bench \
+    -j2 >"$WORK/build.log" 2>&1 || { tail -50 "$WORK/build.log"; exit 1; }
+fi
+HUB="$BUILD/hub/instrumeter-hub"
+LOADGEN="$BUILD/tests/tools/instrumeter-loadgen"
+SETUP="$BUILD/tests/bench/bench_setup"
+STORAGE="$BUILD/tests/bench/storage_bench"
+
+RESULTS="$WORK/results.tsv"
+FAILED=0
+# record NAME VALUE TARGET OK(1/0/-)
+record() {
+  printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$RESULTS"
+  if [ "$4" = 0 ]; then FAILED=1; fi
+  printf '  %-58s %14s   %s\n' "$1" "$2" "$3"
+}
+json() { /usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1" "$2"; }
+calc() { /usr/bin/python3 -c "print($1)"; }
+
+free_port() {
+  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+wait_port() {
+  local i
+  for i in $(seq 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "run.sh: nothing listens on port $1" >&2; return 1
+}
+
+# start_broker NAME: a Mosquitto on a free loopback port; sets BROKER_PID, BROKER_URL.
+start_broker() {
+  local dir="$WORK/$1" port
+  mkdir -p "$dir"
+  port=$(free_port)
+  cat >"$dir/mosquitto.conf" <<EOF
+listener $port 127.0.0.1
+allow_anonymous true
+persistence false
+log_dest stderr
+max_connections -1
+max_queued_messages 100000
+EOF
+  mosquitto -c "$dir/mosquitto.conf" >"$dir/mosquitto.log" 2>&1 &
+  BROKER_PID=$!
+  PIDS+=("$BROKER_PID")
+  wait_port "$port"
+  BROKER_URL="tcp://127.0.0.1:$port"
+}
+
+# start_hub NAME DEVICES PREFIX: a fresh hub database with DEVICES enrolled loadgen devices, and
+# a hub on BROKER_URL; sets HUB_PID.
+start_hub() {
+  local dir="$WORK/$1" i
+  mkdir -p "$dir"
+  "$SETUP" --db "$dir/hub.db" --devices "$2" --device-prefix "$3"
+  cat >"$dir/hub.toml" <<EOF
+log_level = "warn"
+[mqtt]
+broker = "$BROKER_URL"
+client_id = "bench-hub-$1"
+[store]
+path = "$dir/hub.db"
+[http]
+listen = "127.0.0.1:0"
+EOF
+  "$HUB" run --config "$dir/hub.toml" >"$dir/hub.log" 2>&1 &
+  HUB_PID=$!
+  PIDS+=("$HUB_PID")
+  # The hub subscribes with a persistent session; wait until the broker has seen it subscribe.
+  for i in $(seq 100); do
+    if grep -q "bench-hub-$1" "$WORK/$1-broker/mosquitto.log" 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  sleep 1
+}
+
+stop_pid() {
+  if kill -0 "$1" 2>/dev/null; then kill -TERM "$1"; wait "$1" 2>/dev/null || true; fi
+}
+
+# ingest_pair NAME DEVICES BACKLOG PER_ENVELOPE: raw (a) then hub (b); sets RAW_JSON, HUB_JSON.
+ingest_pair() {
+  local name=$1 devices=$2 backlog=$3 per=$4 echo_pid perf_pid=""
+  local args=(--devices "$devices" --backlog "$backlog" --events-per-envelope "$per" --window 8
+    --ack-timeout-ms 15000 --timeout-s 600)
+  start_broker "$name-raw-broker"
+  "$LOADGEN" --broker "$BROKER_URL" --echo-s 900 >"$WORK/$name-echo.json" 2>&1 &
+  echo_pid=$!
+  PIDS+=("$echo_pid")
+  sleep 1
+  RAW_JSON="$WORK/$name-raw.json"
+  "$LOADGEN" --broker "$BROKER_URL" --device-prefix "raw-" "${args[@]}" --report-json "$RAW_JSON" \
+    >/dev/null || echo "  (raw run incomplete)"
+  stop_pid "$echo_pid"
+  stop_pid "$BROKER_PID"
+
+  start_broker "$name-hub-broker"
+  start_hub "$name-hub" "$devices" "hub-"
+  if [ "$PROFILE" = 1 ] && [ "$per" -gt 1 ]; then
+    # Release builds have no frame pointers: unwind with DWARF, at a rate the disk can take.
+    perf record --call-graph dwarf,16384 -F 300 -o "$WORK/hub.perf.data" -p "$HUB_PID" \
+      >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
+  HUB_JSON="$WORK/$name-hub.json"
+  "$LOADGEN" --broker "$BROKER_URL" --device-prefix "hub-" "${args[@]}" --report-json "$HUB_JSON" \
+    >/dev/null || echo "  (hub run incomplete)"
+  if [ -n "$perf_pid" ]; then
+    kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true
+    perf report -i "$WORK/hub.perf.data" --stdio --children --sort sym --percent-limit 2 \
+      >"$ROOT/build-bench/hub-profile.txt" 2>/dev/null || true
+    echo "  profile: build-bench/hub-profile.txt"
+  fi
+  stop_pid "$HUB_PID"
+  stop_pid "$BROKER_PID"
+}
+
+echo "instrumeter whole-system benchmarks ($([ "$QUICK" = 1 ] && echo quick || echo full))," \
+  "$(nproc) cores, $(date -u +%FT%TZ)"
+
+if wants ingest; then
+  echo "== 1. hub against the raw broker ($INGEST_DEVICES devices)"
+  ingest_pair single "$INGEST_DEVICES" "$SINGLE_BACKLOG" 1
+  raw_single=$(json "$RAW_JSON" events_per_s)
+  hub_single=$(json "$HUB_JSON" events_per_s)
+  ratio=$(calc "round($hub_single / $raw_single, 2)")
+  record "1 event/envelope: (a) raw broker, events/s" "$raw_single" "" -
+  record "1 event/envelope: (b) hub stored+acked, events/s" "$hub_single" "" -
+  record "1 event/envelope: hub ack latency p50 / p99, ms" \
+    "$(json "$HUB_JSON" ack_p50_ms) / $(json "$HUB_JSON" ack_p99_ms)" "" -
+  record "1 event/envelope: b/a" "$ratio" ">= 0.5" "$(calc "int($ratio >= 0.5)")"
+
+  ingest_pair batched "$INGEST_DEVICES" "$BATCH_BACKLOG" 100
+  raw_batched=$(json "$RAW_JSON" events_per_s)
+  hub_batched=$(json "$HUB_JSON" events_per_s)
+  ratio=$(calc "round($hub_batched / $raw_single, 2)")
+  record "batched 100/envelope: (a) raw broker, events/s" "$raw_batched" "" -
+  record "batched 100/envelope: (b) hub stored+acked, events/s" "$hub_batched" "" -
+  record "batched: hub ack latency p50 / p99, ms" \
+    "$(json "$HUB_JSON" ack_p50_ms) / $(json "$HUB_JSON" ack_p99_ms)" "" -
+  record "batched: b/a (same batched messages)" "$(calc "round($hub_batched / $raw_batched, 2)")" "" -
+  record "batched hub events/s / raw 1-event events/s" "$ratio" ">= 5" "$(calc "int($ratio >= 5)")"
+fi
+
+if wants capacity; then
+  echo "== 2. capacity: heartbeat every ${CAPACITY_PERIOD_MS} ms per connection = $COMPRESSION devices at 10 s"
+  best=0
+  for n in $CAPACITY_STEPS; do
+    start_broker "capacity-$n-broker"
+    start_hub "capacity-$n" "$n" "cap-"
+    out="$WORK/capacity-$n.json"
+    "$LOADGEN" --broker "$BROKER_URL" --device-prefix "cap-" --devices "$n" \
+      --backlog "$((CAPACITY_SECONDS * 1000 / CAPACITY_PERIOD_MS))" --period-ms "$CAPACITY_PERIOD_MS" \
+      --events-per-envelope 100 --window 8 --ack-timeout-ms 15000 \
+      --timeout-s "$((CAPACITY_SECONDS + 120))" --report-json "$out" >/dev/null || true
+    stop_pid "$HUB_PID"
+    stop_pid "$BROKER_PID"
+    p99=$(json "$out" ack_p99_ms)
+    tail_ms=$(json "$out" drain_after_last_due_ms)
+    complete=$(json "$out" complete)
+    ok=$(calc "int($p99 < 200 and $tail_ms < 1000 and '$complete' == 'True')")
+    record "$n conn x 1/s (= $((n * COMPRESSION)) devices): p50/p99 ms, tail ms" \
+      "$(json "$out" ack_p50_ms)/$p99, $tail_ms" "p99<200, tail<1000" -
+    if [ "$ok" = 1 ]; then best=$((n * COMPRESSION)); else break; fi
+  done
+  record "capacity: devices at 10 s heartbeat (p99 < 200 ms, no backlog)" "$best" ">= 100000" \
+    "$(calc "int($best >= 100000)")"
+fi
+
+if wants drain; then
+  echo "== 3. drain: $DRAIN_AGENTS agents x $DRAIN_EVENTS events reconnect at once"
+  start_broker "drain-broker"
+  start_hub "drain" "$DRAIN_AGENTS" "drain-"
+  out="$WORK/drain.json"
+  "$LOADGEN" --broker "$BROKER_URL" --device-prefix "drain-" --devices "$DRAIN_AGENTS" \
+    --backlog "$DRAIN_EVENTS" --events-per-envelope 100 --window "$DRAIN_WINDOW" --ack-timeout-ms 15000 \
+    --timeout-s 900 --report-json "$out" >/dev/null || true
+  stop_pid "$HUB_PID"
+  stop_pid "$BROKER_PID"
+  drain_s=$(calc "round($(json "$out" drain_ms) / 1000, 1)")
+  record "drain (window $DRAIN_WINDOW): events/s; events resent; ack timeouts" \
+    "$(json "$out" events_per_s); $(calc "$(json "$out" events_sent) - $(json "$out" events_total)"); $(json "$out" ack_timeouts)" "" -
+  record "drain: every outbox empty after, s" "$drain_s" "< 120" \
+    "$(calc "int($drain_s < 120 and '$(json "$out" complete)' == 'True')")"
+fi
+
+if wants storage; then
+  echo "== 5. storage: $STORE_DEVICES devices, $STORE_PREFILL events each pre-filled"
+  "$STORAGE" --db "$WORK/storage.db" --devices "$STORE_DEVICES" \
+    --prefill-per-device "$STORE_PREFILL" --measure-per-device 50 >"$WORK/storage.jsonl"
+  small=$(sed -n 1p "$WORK/storage.jsonl" >"$WORK/small.json"; echo "$WORK/small.json")
+  large=$(sed -n 2p "$WORK/storage.jsonl" >"$WORK/large.json"; echo "$WORK/large.json")
+  record "store appends/s, interleaved, $(json "$small" table_rows) rows" \
+    "$(json "$small" append_rows_per_s)" "" -
+  record "store appends/s, interleaved, $(json "$large" table_rows) rows" \
+    "$(json "$large" append_rows_per_s)" "" -
+  record "store duplicate lookups/s, small / large table" \
+    "$(json "$small" lookups_per_s) / $(json "$large" lookups_per_s)" "" -
+  record "store pre-fill (device-major) rows/s; file MB" \
+    "$(json "$large" prefill_rows_per_s); $(calc "$(json "$large" db_bytes) // 1000000")" "" -
+fi
+
+if wants footprint && [ -x "$ROOT/tests/bench/agent_footprint.sh" ]; then
+  echo "== 4. agent footprint"
+  "$ROOT/tests/bench/agent_footprint.sh" || FAILED=1
+fi
+
+echo
+echo "figure	value	target	pass" | cat - "$RESULTS" | column -t -s "$(printf '\t')"
+if [ "$FAILED" = 1 ]; then
+  echo "run.sh: a figure missed its target" >&2
+  exit 1
+fi
