@@ -5,6 +5,8 @@
 #   tests/bench/agent_footprint.sh --minutes N   N minutes
 #   tests/bench/agent_footprint.sh --quick       2 minutes (figures are rougher)
 #   tests/bench/agent_footprint.sh --build-dir D use (and build into) D instead of build-footprint
+#   tests/bench/agent_footprint.sh --agent-bin F measure the agent binary F (e.g. a build of an
+#                                                older commit, for a before/after comparison)
 # The adapters: `simulator` (power: a seeded schedule of minutes-long periods), `process` (use:
 # a real process this script starts, found by its command line) and `logfile` (use: a real log
 # file this script appends acquisition start/end lines to). Heartbeat at the default 10 s.
@@ -15,13 +17,15 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
 minutes=10
+agent_bin_override=""
 build="$root/build-footprint"
 while [ $# -gt 0 ]; do
   case "$1" in
     --minutes) minutes="${2:?--minutes needs a number}"; shift ;;
     --quick) minutes=2 ;;
     --build-dir) build="${2:?--build-dir needs a directory}"; shift ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --agent-bin) agent_bin_override="${2:?--agent-bin needs a file}"; shift ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "agent_footprint.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -44,7 +48,8 @@ if ! { cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DINSTRUMETER_BUI
   echo "agent_footprint.sh: the build failed; the whole log is in $build_log" >&2
   exit 1
 fi
-agent_bin="$build/agent/instrumeter-agent"
+agent_bin="${agent_bin_override:-$build/agent/instrumeter-agent}"
+[ -x "$agent_bin" ] || { echo "agent_footprint.sh: no agent binary at $agent_bin" >&2; exit 2; }
 hub_bin="$build/hub/instrumeter-hub"
 
 # state_dir must be on a real disk: on tmpfs nothing is ever written to a block device.
