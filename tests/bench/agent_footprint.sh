@@ -7,6 +7,7 @@
 #   tests/bench/agent_footprint.sh --build-dir D use (and build into) D instead of build-footprint
 #   tests/bench/agent_footprint.sh --agent-bin F measure the agent binary F (e.g. a build of an
 #                                                older commit, for a before/after comparison)
+#   tests/bench/agent_footprint.sh --heartbeat-ms M  heartbeat_interval_ms (default 10000)
 # The adapters: `simulator` (power: a seeded schedule of minutes-long periods), `process` (use:
 # a real process this script starts, found by its command line) and `logfile` (use: a real log
 # file this script appends acquisition start/end lines to). Heartbeat at the default 10 s.
@@ -18,6 +19,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 
 minutes=10
 agent_bin_override=""
+heartbeat_ms=10000
 build="$root/build-footprint"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -25,12 +27,14 @@ while [ $# -gt 0 ]; do
     --quick) minutes=2 ;;
     --build-dir) build="${2:?--build-dir needs a directory}"; shift ;;
     --agent-bin) agent_bin_override="${2:?--agent-bin needs a file}"; shift ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --heartbeat-ms) heartbeat_ms="${2:?--heartbeat-ms needs milliseconds}"; shift ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "agent_footprint.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
   shift
 done
 [[ "$minutes" =~ ^[1-9][0-9]*$ ]] || { echo "agent_footprint.sh: --minutes wants whole minutes" >&2; exit 2; }
+[[ "$heartbeat_ms" =~ ^[1-9][0-9]*$ ]] || { echo "agent_footprint.sh: --heartbeat-ms wants milliseconds" >&2; exit 2; }
 
 readonly kMaxRssKb=8192            # 8 MB (MiB, as ps and /proc count)
 readonly kMaxCpuPermille=5         # 0.5 % of one core
@@ -54,7 +58,7 @@ hub_bin="$build/hub/instrumeter-hub"
 
 # state_dir must be on a real disk: on tmpfs nothing is ever written to a block device.
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/agent-footprint.XXXXXX")
-fs_type=$(stat -f -c %T "$work")
+fs_type=$(df --output=fstype "$work" | tail -1)
 mkdir -p "$work"/{broker,hub,agent/state,logs,instrument}
 
 pids=()
@@ -132,6 +136,7 @@ cat >"$work/agent/agent.toml" <<TOML
 device_id = "$device"
 state_dir = "$work/agent/state"
 poll_interval_ms = 1000
+heartbeat_interval_ms = $heartbeat_ms
 
 [mqtt]
 broker = "$broker"
@@ -197,6 +202,10 @@ while true; do
   sleep 5
 done
 last=$(tail -1 "$samples")
+# RSS counts every shared-library page mapped into the agent; PSS shares them out among the
+# processes that map them, and private (USS) is what the agent alone costs.
+read -r pss_kb uss_kb < <(awk '/^Pss:/ {p = $2} /^Private_(Clean|Dirty):/ {u += $2} END {print p, u}' \
+  "/proc/$agent_pid/smaps_rollup")
 log_bytes=$(stat -c %s "$work/logs/agent.log")
 outbox_depth=$("$agent_bin" status --config "$work/agent/agent.toml" --json 2>/dev/null |
   /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin).get("outbox_depth", "?"))' 2>/dev/null || echo "?")
@@ -224,13 +233,15 @@ v_cpu=$(verdict "$cpu_permille" "$kMaxCpuPermille"); [ "$v_cpu" = ok ] || failed
 v_wb=$(verdict "$wb_per_h" "$kMaxWriteBytesPerHour"); [ "$v_wb" = ok ] || failed=1
 
 echo
-echo "== agent footprint: 3 adapters (simulator, process, logfile), 1 s polling, 10 s heartbeat,"
+echo "== agent footprint: 3 adapters (simulator, process, logfile), 1 s polling, heartbeat ${heartbeat_ms} ms,"
 echo "   $minutes min run; per-hour figures extrapolated from the ${span} s after the warm-up;"
 echo "   state_dir on $fs_type; outbox depth at the end: $outbox_depth"
 printf '%-44s %18s %14s %s\n' "figure" "measured" "target" ""
 printf '%-44s %15s KiB %10s KiB %s\n' "RSS peak (VmHWM)" "$l_hwm" "$kMaxRssKb" "$v_rss"
 printf '%-44s %15s KiB %14s\n' "RSS steady (max VmRSS after warm-up)" "$steady_rss" ""
 printf '%-44s %15s KiB %14s\n' "RSS at the end (VmRSS)" "$l_rss" ""
+printf '%-44s %15s KiB %14s\n' "PSS (shared pages divided among users)" "$pss_kb" ""
+printf '%-44s %15s KiB %14s\n' "private to the agent (USS)" "$uss_kb" ""
 printf '%-44s %16s %% %12s %% %s\n' "CPU, share of one core (utime+stime)" \
   "$(awk -v p="$cpu_permille" 'BEGIN {printf "%.3f", p / 10}')" "0.5" "$v_cpu"
 printf '%-44s %15s B %14s\n' "binary, unstripped" "$unstripped" ""
