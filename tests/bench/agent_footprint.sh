@@ -44,7 +44,8 @@ readonly kMaxWriteBytesPerHour=1000000
 readonly kWarmupS=30
 
 echo "== building instrumeter-agent and instrumeter-hub (Release) in $build"
-build_log="$build.log"
+mkdir -p "$build"
+build_log="$build/agent_footprint-build.log"
 if ! { cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DINSTRUMETER_BUILD_TESTS=OFF \
          -DINSTRUMETER_WERROR=OFF &&
        cmake --build "$build" -j2 --target instrumeter-agent instrumeter-hub; } >"$build_log" 2>&1; then
@@ -124,10 +125,11 @@ pids+=($!)
 instrument_log="$work/instrument/acquisition.log"
 : >"$instrument_log"
 (
-  trap 'exit 0' TERM
+  sleeper=""
+  trap '[ -n "$sleeper" ] && kill "$sleeper" 2>/dev/null; exit 0' TERM
   while true; do
-    echo "$(date -u +%FT%TZ) ACQ START run" >>"$instrument_log"; sleep 45 & wait $!
-    echo "$(date -u +%FT%TZ) ACQ END run" >>"$instrument_log"; sleep 45 & wait $!
+    echo "$(date -u +%FT%TZ) ACQ START run" >>"$instrument_log"; sleep 45 & sleeper=$!; wait "$sleeper"
+    echo "$(date -u +%FT%TZ) ACQ END run" >>"$instrument_log"; sleep 45 & sleeper=$!; wait "$sleeper"
   done
 ) &
 pids+=($!)
