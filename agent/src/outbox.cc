@@ -41,7 +41,12 @@ Status AddLinkColumn(SqliteDb* db) {
 Result<std::unique_ptr<Outbox>> Outbox::Open(const std::string& path, const std::string& device_id,
                                              const Options& options) {
   if (!std::filesystem::exists(path)) INSTRUMETER_RETURN_IF_ERROR(Create(path));
-  auto db = SqliteDb::Open(path, SqliteDb::Options{.journal_mode = "WAL", .synchronous = "FULL"});
+  // Exclusive: the -shm index file cost about 1 MB/h of page writebacks (docs/performance.md,
+  // "Agent footprint"). Only this agent opens the file while it runs (the checkpoint's lock
+  // keeps others out; `status` asks over agent.sock); readers open it when it has stopped.
+  auto db = SqliteDb::Open(
+      path,
+      SqliteDb::Options{.journal_mode = "WAL", .synchronous = "FULL", .exclusive_locking = true});
   if (!db.ok()) return db.status();
   std::unique_ptr<Outbox> outbox(new Outbox(std::move(*db)));
   if (options.max_page_count > 0)

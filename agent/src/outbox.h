@@ -1,6 +1,7 @@
-// The durable outbox (state_dir/outbox.db, SQLite in WAL mode with synchronous=FULL): every event
-// is stored here, with its sequence, before it is sent; only what the hub acknowledged is deleted
-// (DESIGN rule 3, protocol/README.md "Delivery").
+// The durable outbox (state_dir/outbox.db, SQLite in WAL mode with synchronous=FULL and exclusive
+// locking, so no other process can open it while the agent runs): every event is stored here,
+// with its sequence, before it is sent; only what the hub acknowledged is deleted (DESIGN rule 3,
+// protocol/README.md "Delivery").
 //
 //   outbox(seq INTEGER PRIMARY KEY, body BLOB NOT NULL, link BLOB)  -- the exact bytes ever
 //       sent, and the event's chain link (protocol/README.md, "Signing"; NULL: chain unknown)
