@@ -97,9 +97,7 @@ TEST_F(ContradictionAgentTest, HeartbeatsCarryTheFlagOnceItHasLasted) {
     clock.Advance(1000);
   }
   (*recorder)->Heartbeat();
-  auto reader = Outbox::OpenForReading(cfg->OutboxPath());
-  ASSERT_TRUE(reader.ok());
-  auto rows = (*reader)->Read(1, 100, size_t{1} << 20);
+  auto rows = (*recorder)->outbox().Read(1, 100, size_t{1} << 20);
   ASSERT_TRUE(rows.ok());
   v1::Event last;
   ASSERT_TRUE(last.ParseFromString(rows->back().bytes));

@@ -245,6 +245,11 @@ int RunDaemon(const AgentConfig& config, Logger log, const protocol::SigningKey*
       flush_deadline = clock.MonotonicMs() + config.mqtt.shutdown_flush_ms;
     }
   }
+  if (Status st = rec.outbox().Sync(); !st.ok())
+    log->warn(
+        "{}; the next run resends the events acknowledged since the last write, the hub drops "
+        "them as duplicates",
+        st.message());
   if (rec.outbox().depth() > 0)
     log->info("{} event(s) not yet acknowledged stay in the outbox for the next run",
               rec.outbox().depth());

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 
 #include "protocol/chain.h"
 
@@ -40,7 +41,12 @@ Status AddLinkColumn(SqliteDb* db) {
 Result<std::unique_ptr<Outbox>> Outbox::Open(const std::string& path, const std::string& device_id,
                                              const Options& options) {
   if (!std::filesystem::exists(path)) INSTRUMETER_RETURN_IF_ERROR(Create(path));
-  auto db = SqliteDb::Open(path, SqliteDb::Options{.journal_mode = "WAL", .synchronous = "FULL"});
+  // Exclusive: the -shm index file cost about 1 MB/h of page writebacks (docs/performance.md,
+  // "Agent footprint"). Only this agent opens the file while it runs (the checkpoint's lock
+  // keeps others out; `status` asks over agent.sock); readers open it when it has stopped.
+  auto db = SqliteDb::Open(
+      path,
+      SqliteDb::Options{.journal_mode = "WAL", .synchronous = "FULL", .exclusive_locking = true});
   if (!db.ok()) return db.status();
   std::unique_ptr<Outbox> outbox(new Outbox(std::move(*db)));
   if (options.max_page_count > 0)
@@ -143,21 +149,33 @@ Status Outbox::LoadMeta() {
   return Status::Ok();
 }
 
+// UPDATE first: it rewrites the row in place, so only meta's table page changes. INSERT OR
+// REPLACE would delete the row and insert it under a new rowid, which also rewrites the page of
+// meta's key index: one more page in the WAL, one more fsync'd KiB, with every event.
+Status Outbox::PutMeta(const std::string& key,
+                       const std::function<void(SqliteStatement&, int)>& bind_value) {
+  auto update = db_->Prepare("UPDATE meta SET value = ? WHERE key = ?");
+  if (!update.ok()) return update.status();
+  bind_value(*update, 1);
+  INSTRUMETER_RETURN_IF_ERROR(update->Bind(2, key).Run());
+  if (db_->Changes() > 0) return Status::Ok();
+  auto insert = db_->Prepare("INSERT INTO meta(key, value) VALUES(?, ?)");
+  if (!insert.ok()) return insert.status();
+  bind_value(*insert, 2);
+  return insert->Bind(1, key).Run();
+}
+
 Status Outbox::SetMeta(const std::string& key, int64_t value) {
-  auto stmt = db_->Prepare("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)");
-  if (!stmt.ok()) return stmt.status();
-  return stmt->Bind(1, key).Bind(2, value).Run();
+  return PutMeta(key, [value](SqliteStatement& stmt, int index) { stmt.Bind(index, value); });
 }
 
 Status Outbox::SetMeta(const std::string& key, const std::string& value, bool blob) {
-  auto stmt = db_->Prepare("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)");
-  if (!stmt.ok()) return stmt.status();
-  stmt->Bind(1, key);
-  if (blob)
-    stmt->BindBlob(2, value);
-  else
-    stmt->Bind(2, std::string_view(value));
-  return stmt->Run();
+  return PutMeta(key, [&value, blob](SqliteStatement& stmt, int index) {
+    if (blob)
+      stmt.BindBlob(index, value);
+    else
+      stmt.Bind(index, std::string_view(value));
+  });
 }
 
 Status Outbox::DeleteMeta(const std::string& key) {
@@ -189,6 +207,7 @@ Result<uint64_t> Outbox::Append(v1::Event* event) {
     }
     INSTRUMETER_RETURN_IF_ERROR(insert->Run());
     INSTRUMETER_RETURN_IF_ERROR(SetMeta("last_sequence", static_cast<int64_t>(sequence)));
+    if (ack_unsaved_) INSTRUMETER_RETURN_IF_ERROR(StoreAck());
     if (protocol::IsObservationPoint(*event))
       INSTRUMETER_RETURN_IF_ERROR(SetMeta("last_point", bytes, /*blob=*/true));
     if (event->has_session_mark()) {
@@ -207,8 +226,11 @@ Result<uint64_t> Outbox::Append(v1::Event* event) {
   };
   if (Status st = store(); !st.ok()) {
     event->clear_sequence();
+    append_failing_ = true;
     return st.WithContext("cannot store event " + std::to_string(sequence));
   }
+  append_failing_ = false;
+  ack_unsaved_ = false;
   last_sequence_ = sequence;
   if (!link.empty()) chain_head_ = link;
   if (protocol::IsObservationPoint(*event)) last_point_ = *event;
@@ -249,16 +271,39 @@ Status Outbox::Acknowledge(uint64_t highest, int64_t wall_unix_ms) {
     return Status::InvalidArgument("ack of sequence " + std::to_string(highest) +
                                    " is above the last event ever stored (" +
                                    std::to_string(last_sequence_) + ")");
-  auto txn = SqliteTransaction::Begin(db_.get());
-  if (!txn.ok()) return txn.status();
-  auto del = db_->Prepare("DELETE FROM outbox WHERE seq <= ?");
-  if (!del.ok()) return del.status();
-  INSTRUMETER_RETURN_IF_ERROR(del->Bind(1, static_cast<int64_t>(highest)).Run());
-  INSTRUMETER_RETURN_IF_ERROR(SetMeta("acked_sequence", static_cast<int64_t>(highest)));
-  INSTRUMETER_RETURN_IF_ERROR(SetMeta("acked_wall_unix_ms", wall_unix_ms));
-  INSTRUMETER_RETURN_IF_ERROR(txn->Commit());
+  const uint64_t previous_sequence = acked_sequence_;
+  const int64_t previous_wall_unix_ms = acked_wall_unix_ms_;
+  const bool previous_unsaved = ack_unsaved_;
   acked_sequence_ = highest;
   acked_wall_unix_ms_ = wall_unix_ms;
+  ack_unsaved_ = true;
+  // With the disk full, waiting for the next append would wait forever: the deletes are what
+  // make room for it.
+  if (!append_failing_) return Status::Ok();
+  Status st = Sync();
+  if (!st.ok()) {
+    acked_sequence_ = previous_sequence;
+    acked_wall_unix_ms_ = previous_wall_unix_ms;
+    ack_unsaved_ = previous_unsaved;
+  }
+  return st;
+}
+
+Status Outbox::StoreAck() {
+  auto del = db_->Prepare("DELETE FROM outbox WHERE seq <= ?");
+  if (!del.ok()) return del.status();
+  INSTRUMETER_RETURN_IF_ERROR(del->Bind(1, static_cast<int64_t>(acked_sequence_)).Run());
+  INSTRUMETER_RETURN_IF_ERROR(SetMeta("acked_sequence", static_cast<int64_t>(acked_sequence_)));
+  return SetMeta("acked_wall_unix_ms", acked_wall_unix_ms_);
+}
+
+Status Outbox::Sync() {
+  if (!ack_unsaved_) return Status::Ok();
+  auto txn = SqliteTransaction::Begin(db_.get());
+  if (!txn.ok()) return txn.status();
+  INSTRUMETER_RETURN_IF_ERROR(StoreAck());
+  INSTRUMETER_RETURN_IF_ERROR(txn->Commit());
+  ack_unsaved_ = false;
   return Status::Ok();
 }
 

@@ -1,6 +1,7 @@
-// The durable outbox (state_dir/outbox.db, SQLite in WAL mode with synchronous=FULL): every event
-// is stored here, with its sequence, before it is sent; only what the hub acknowledged is deleted
-// (DESIGN rule 3, protocol/README.md "Delivery").
+// The durable outbox (state_dir/outbox.db, SQLite in WAL mode with synchronous=FULL and exclusive
+// locking, so no other process can open it while the agent runs): every event is stored here,
+// with its sequence, before it is sent; only what the hub acknowledged is deleted (DESIGN rule 3,
+// protocol/README.md "Delivery").
 //
 //   outbox(seq INTEGER PRIMARY KEY, body BLOB NOT NULL, link BLOB)  -- the exact bytes ever
 //       sent, and the event's chain link (protocol/README.md, "Signing"; NULL: chain unknown)
@@ -10,11 +11,19 @@
 //       open_session_operator
 //
 // last_sequence survives the deletion of every row, so sequences never repeat across restarts,
-// crashes and reboots. One Outbox per file and process (the checkpoint's lock guarantees it);
-// used from the agent's loop thread only.
+// crashes and reboots.
+//
+// An acknowledgement is applied in memory at once and written to disk (rows deleted,
+// acked_sequence recorded) inside the next Append's transaction, or by Sync: one fsync'd commit
+// per event instead of two, which halves the agent's disk writes (docs/performance.md, "Agent
+// footprint"). A crash before that write only means the next run resends events the hub already
+// stored; the hub drops them as duplicates and acknowledges again (DESIGN rule 3). Nothing the
+// hub has not acknowledged is ever deleted. One Outbox per file and process (the checkpoint's lock
+// guarantees it); used from the agent's loop thread only.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -61,9 +70,14 @@ class Outbox {
   // if later) on, stopping before `max_bytes` (but at least one event). Corruption if a sequence
   // is missing.
   Result<std::vector<Row>> Read(uint64_t from_sequence, size_t max_events, size_t max_bytes);
-  // The hub committed everything up to `highest`: deletes those rows and records the ack.
-  // An ack at or below acked_sequence() is a no-op; one above last_sequence() is refused.
+  // The hub committed everything up to `highest`: from now on Read skips those rows; they are
+  // deleted and the ack recorded on disk by the next Append or Sync (at once while appends are
+  // failing, since deleting is then what frees the space). An ack at or below acked_sequence() is
+  // a no-op; one above last_sequence() is refused.
   Status Acknowledge(uint64_t highest, int64_t wall_unix_ms);
+  // Writes an acknowledgement that is only in memory (no-op when there is none). The agent calls
+  // it before it exits, so a clean stop leaves nothing to resend.
+  Status Sync();
 
   const std::string& device_id() const { return device_id_; }
   uint64_t last_sequence() const { return last_sequence_; }
@@ -83,15 +97,22 @@ class Outbox {
   explicit Outbox(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}
   Status LoadMeta();
   Status RebuildChain();
+  // Sets meta's `key` to the value `bind_value` binds at the given parameter index.
+  Status PutMeta(const std::string& key,
+                 const std::function<void(SqliteStatement&, int)>& bind_value);
   Status SetMeta(const std::string& key, int64_t value);
   Status SetMeta(const std::string& key, const std::string& value, bool blob);
   Status DeleteMeta(const std::string& key);
+  // Deletes the acknowledged rows and records the ack, inside the caller's transaction.
+  Status StoreAck();
 
   std::unique_ptr<SqliteDb> db_;
   std::string device_id_;
   uint64_t last_sequence_ = 0;
   uint64_t acked_sequence_ = 0;
   int64_t acked_wall_unix_ms_ = 0;
+  bool ack_unsaved_ = false;     // acked_sequence_ is ahead of the file
+  bool append_failing_ = false;  // the last Append could not be stored
   std::optional<v1::Event> last_point_;
   std::string chain_head_;
   std::optional<OpenSession> open_session_;

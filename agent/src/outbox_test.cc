@@ -51,6 +51,7 @@ TEST_F(OutboxTest, SequencesAreMonotonicAndNeverReusedAcrossReopen) {
     for (uint64_t i = 1; i <= 3; ++i) EXPECT_EQ(Append(*outbox, Heartbeat(i, i)), i);
     ASSERT_TRUE(outbox->Acknowledge(3, 1'767'225'700'000).ok());
     EXPECT_EQ(outbox->depth(), 0u);
+    ASSERT_TRUE(outbox->Sync().ok());
   }
   // Every row is gone, yet the next sequence continues.
   auto outbox = Open();
@@ -81,6 +82,42 @@ TEST_F(OutboxTest, AcknowledgeDeletesOnlyUpToTheAck) {
   EXPECT_FALSE(outbox->Acknowledge(11, 3).ok());
   EXPECT_EQ(outbox->acked_sequence(), 4u);
   EXPECT_EQ(outbox->Read(5, 100, 1 << 20)->size(), 6u);
+}
+
+// An ack reaches the disk with the next append (one commit instead of two) or Sync. Until then
+// a crash keeps the acknowledged rows: the next run resends them and the hub drops duplicates.
+TEST_F(OutboxTest, AckIsStoredWithTheNextAppendOrSync) {
+  {
+    auto outbox = Open();
+    for (int i = 1; i <= 4; ++i) Append(*outbox, Heartbeat(i, 0));
+    ASSERT_TRUE(outbox->Acknowledge(2, 5).ok());
+    EXPECT_EQ(outbox->acked_sequence(), 2u);
+    auto rows = outbox->Read(1, 100, 1 << 20);
+    ASSERT_TRUE(rows.ok());
+    ASSERT_EQ(rows->size(), 2u) << "acknowledged rows are skipped at once";
+    EXPECT_EQ(rows->front().sequence, 3u);
+  }  // no Sync: what a crash leaves
+  {
+    auto outbox = Open();
+    EXPECT_EQ(outbox->acked_sequence(), 0u);
+    EXPECT_EQ(outbox->Read(1, 100, 1 << 20)->size(), 4u) << "all four are resent";
+    ASSERT_TRUE(outbox->Acknowledge(3, 6).ok());
+    EXPECT_EQ(Append(*outbox, Heartbeat(5, 0)), 5u);
+  }
+  {
+    auto outbox = Open();
+    EXPECT_EQ(outbox->acked_sequence(), 3u) << "stored with the append";
+    EXPECT_EQ(outbox->acked_wall_unix_ms(), 6);
+    EXPECT_EQ(outbox->Read(1, 100, 1 << 20)->size(), 2u);
+    ASSERT_TRUE(outbox->Acknowledge(5, 7).ok());
+    ASSERT_TRUE(outbox->Sync().ok());
+    ASSERT_TRUE(outbox->Sync().ok()) << "nothing left to write is fine";
+  }
+  auto reader = Outbox::OpenForReading(path_);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  EXPECT_EQ((*reader)->acked_sequence(), 5u);
+  EXPECT_EQ((*reader)->depth(), 0u);
+  EXPECT_EQ((*reader)->acked_wall_unix_ms(), 7);
 }
 
 TEST_F(OutboxTest, ExactBytesArePreservedAndReadIsBounded) {
@@ -162,6 +199,7 @@ TEST_F(OutboxTest, ReadOnlyOpenSeesTheState) {
     Append(*outbox, Heartbeat(1, 1));
     Append(*outbox, Heartbeat(2, 2));
     ASSERT_TRUE(outbox->Acknowledge(1, 77).ok());
+    ASSERT_TRUE(outbox->Sync().ok());
   }
   auto reader = Outbox::OpenForReading(path_);
   ASSERT_TRUE(reader.ok()) << reader.status().ToString();
@@ -185,6 +223,7 @@ TEST_F(OutboxTest, EveryRowCarriesItsChainLinkAcrossReopenAndAcks) {
     EXPECT_EQ(outbox->chain_head(), expected) << "link_0 before the first event";
     for (uint64_t i = 1; i <= 3; ++i) Append(*outbox, Heartbeat(static_cast<int64_t>(i), i));
     ASSERT_TRUE(outbox->Acknowledge(2, 1).ok());
+    ASSERT_TRUE(outbox->Sync().ok());
   }
   auto outbox = Open();
   Append(*outbox, Mark(v1::SessionMark::KIND_START, "order-1"));

@@ -53,11 +53,18 @@ class RecorderTest : public ::testing::Test {
     recorder_->Poll();
   }
 
-  // Every event in the outbox, in sequence order (nothing is acknowledged in these tests).
+  // Every event in the outbox, in sequence order (nothing is acknowledged in these tests):
+  // through the recorder's own connection while it is open (the outbox is locked exclusively).
   std::vector<v1::Event> Events() {
-    auto reader = Outbox::OpenForReading(config_.OutboxPath());
-    EXPECT_TRUE(reader.ok()) << reader.status().ToString();
-    auto rows = (*reader)->Read(1, 100000, size_t{1} << 30);
+    std::unique_ptr<Outbox> reader;
+    if (!recorder_) {
+      auto opened = Outbox::OpenForReading(config_.OutboxPath());
+      EXPECT_TRUE(opened.ok()) << opened.status().ToString();
+      if (!opened.ok()) return {};
+      reader = std::move(*opened);
+    }
+    Outbox& outbox = recorder_ ? recorder_->outbox() : *reader;
+    auto rows = outbox.Read(1, 100000, size_t{1} << 30);
     EXPECT_TRUE(rows.ok()) << rows.status().ToString();
     std::vector<v1::Event> events;
     for (const Outbox::Row& row : *rows) {
@@ -272,7 +279,9 @@ TEST_F(RecorderTest, FullDiskKeepsEventsInMemoryInOrder) {
   PollAfter(1000);
   EXPECT_EQ(recorder_->pending(), 0u);
   ASSERT_TRUE(recorder_->Stop().ok());
+  recorder_.reset();  // as the agent exits: the outbox is locked exclusively while open
   auto reader = Outbox::OpenForReading(config_.OutboxPath());
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
   auto rows = (*reader)->Read(stored + 1, 100, 1 << 20);
   ASSERT_TRUE(rows.ok());
   std::vector<v1::Event> tail;

@@ -117,6 +117,8 @@ Result<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path, const 
   sqlite3_extended_result_codes(raw, 1);
   sqlite3_busy_timeout(raw, options.busy_timeout_ms);
   if (!options.read_only) {
+    if (options.exclusive_locking)
+      INSTRUMETER_RETURN_IF_ERROR(db->Exec("PRAGMA locking_mode=EXCLUSIVE"));
     INSTRUMETER_RETURN_IF_ERROR(db->SetJournalMode(options.journal_mode, options.busy_timeout_ms));
     INSTRUMETER_RETURN_IF_ERROR(db->Exec("PRAGMA synchronous=" + options.synchronous));
   }

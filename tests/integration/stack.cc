@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "common/sqlite_db.h"
 
 namespace instrumeter::testing {
@@ -193,20 +195,22 @@ Result<Stack::HubView> Stack::ReadHub(const std::string& id) const {
   return view;
 }
 
+// Asks `instrumeter-agent status --json`, as an operator would: a running agent answers from
+// memory (it writes an acknowledgement to disk only with its next event, so the file lags by up
+// to one heartbeat), a stopped one from its files.
 Result<std::pair<int64_t, int64_t>> Stack::ReadOutbox(const std::string& id) const {
   const AgentRecord& a = agents_.at(id);
-  auto db = SqliteDb::Open(a.state_dir + "/outbox.db", {.read_only = true, .create = false});
-  if (!db.ok()) return db.status();
-  auto last = (*db)->Prepare("SELECT value FROM meta WHERE key = 'last_sequence'");
-  if (!last.ok()) return last.status();
-  auto row = last->Step();
-  if (!row.ok()) return row.status();
-  const int64_t last_sequence = *row ? last->Int(0) : 0;
-  auto depth = (*db)->Prepare("SELECT COUNT(*) FROM outbox");
-  if (!depth.ok()) return depth.status();
-  auto drow = depth->Step();
-  if (!drow.ok()) return drow.status();
-  return std::make_pair(last_sequence, depth->Int(0));
+  std::string output;
+  const int rc =
+      RunCommand({INSTRUMETER_AGENT_BIN, "status", "--json", "--config", a.config_path}, &output);
+  if (rc != 0)
+    return Status::Internal("agent " + id + ": status exited " + std::to_string(rc) + ": " +
+                            output);
+  const nlohmann::json status = nlohmann::json::parse(output, nullptr, /*allow_exceptions=*/false);
+  if (!status.is_object() || !status.contains("last_sequence") || !status.contains("outbox_depth"))
+    return Status::Internal("agent " + id + ": unexpected status output: " + output);
+  return std::make_pair(status["last_sequence"].get<int64_t>(),
+                        status["outbox_depth"].get<int64_t>());
 }
 
 Result<adapters::simulator::TruthTotals> Stack::Truth(const std::string& id) const {

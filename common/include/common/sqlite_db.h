@@ -65,6 +65,10 @@ class SqliteDb {
     std::string journal_mode = "WAL";  // WAL | DELETE
     std::string synchronous = "FULL";  // FULL | NORMAL | OFF
     int busy_timeout_ms = 5000;
+    // PRAGMA locking_mode=EXCLUSIVE before the first read: no other connection can open the
+    // database while this one is open, and in WAL mode the WAL index lives in heap memory
+    // instead of the mmap'd -shm file (whose pages the kernel writes back again and again).
+    bool exclusive_locking = false;
   };
 
   static Result<std::unique_ptr<SqliteDb>> Open(const std::string& path, const Options& options);
