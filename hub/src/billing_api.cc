@@ -8,6 +8,7 @@
 #include "hub/bookings.h"
 #include "hub/ledger.h"
 #include "hub/share_api.h"
+#include "text_output.h"
 
 namespace instrumeter::hub {
 namespace {
@@ -56,7 +57,7 @@ Result<std::vector<BookingInput>> ParseRequestBookings(const std::string& body) 
     if (!doc[i].is_object()) return Status::InvalidArgument(name + ": not an object");
     // The parser accepted only valid UTF-8, so `replace` never replaces: it only rules out a throw.
     Result<std::vector<BookingInput>> one =
-        ParseBookingsJson(doc[i].dump(-1, ' ', false, json::error_handler_t::replace), name);
+        ParseBookingsJson(JsonText(doc[i], -1), name);
     if (!one.ok()) {
       // ParseBookingsJson names line 1 of the one-element text: drop it.
       std::string message = one.status().message();

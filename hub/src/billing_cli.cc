@@ -214,7 +214,7 @@ std::optional<Failure> BillingCommands::Rules(std::ostream& out) {
         {{"instrument_id", in.instrument_id}, {"rules", rules}, {"overridden", overridden}});
   }
   if (args_.format == "json") {
-    out << list.dump(2) << "\n";
+    out << JsonText(list, 2) << "\n";
   } else if (args_.format == "csv") {
     out << RenderCsv(t);
   } else {
@@ -402,7 +402,7 @@ std::optional<Failure> BillingCommands::Report(std::ostream& out) {
                 {"by", args_.by},
                 {"rows", rows},
                 {"total", ReportRowJson(report.total)}};
-    out << doc.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+    out << JsonText(doc, 2) << "\n";
   } else if (args_.format == "csv") {
     out << RenderCsv(ReportTable(report, true));
   } else {

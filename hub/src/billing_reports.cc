@@ -268,7 +268,7 @@ std::string BillingExportJson(const std::vector<BillingRecord>& records, int64_t
               {"to", FormatUtc(to_unix_ms)},
               {"records", std::move(list)},
               {"totals", std::move(totals)}};
-  return doc.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+  return JsonText(doc, 2) + "\n";
 }
 
 bool ParseReportBy(const std::string& name, ReportBy* by) {

@@ -488,7 +488,7 @@ std::string BookingsJson(const std::vector<Booking>& bookings) {
     }
     list.push_back(std::move(row));
   }
-  return list.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+  return JsonText(list, 2) + "\n";
 }
 
 }  // namespace instrumeter::hub

@@ -106,7 +106,7 @@ std::optional<Failure> CmdInstrumentsList(const Args& args, std::ostream& out) {
                      {"site", in.site},
                      {"city", in.city},
                      {"region", in.region}});
-    out << doc.dump(2) << "\n";
+    out << JsonText(doc, 2) << "\n";
   } else if (args.format == "csv") {
     out << RenderCsv(InstrumentsTable(*instruments, false));
   } else {
@@ -164,7 +164,7 @@ std::optional<Failure> CmdHours(const Args& args, std::ostream& out) {
                       {"counter_in_use_seconds", Round3(r.counter_in_use_seconds)},
                       {"counter_mismatch", r.counter_mismatch}});
     nlohmann::json doc = {{"from", FormatUtc(from)}, {"to", FormatUtc(to)}, {"instruments", list}};
-    out << doc.dump(2) << "\n";
+    out << JsonText(doc, 2) << "\n";
     return std::nullopt;
   }
   TextTable t;
@@ -214,7 +214,7 @@ std::optional<Failure> CmdStatus(const Args& args, std::ostream& out) {
                                                  : nlohmann::json(FormatUtc(r.last_seen_unix_ms))}};
       list.push_back(std::move(row));
     }
-    out << list.dump(2) << "\n";
+    out << JsonText(list, 2) << "\n";
     return std::nullopt;
   }
   TextTable t;

@@ -3,6 +3,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "text_output.h"
+
 namespace instrumeter::hub {
 namespace {
 
@@ -86,7 +88,7 @@ HttpResponse Router::Dispatch(HttpRequest request) const {
 }
 
 HttpResponse JsonResponse(int status, const nlohmann::json& body) {
-  return JsonTextResponse(status, body.dump());
+  return JsonTextResponse(status, JsonText(body));
 }
 
 HttpResponse JsonTextResponse(int status, std::string body) {

@@ -67,6 +67,19 @@ TEST(RouterTest, UnknownPathIsA404InTheErrorShape) {
   }
 }
 
+// Found by the HTTP fuzzer: a query value that is not UTF-8 ("%CA%CD" decodes to such bytes),
+// echoed in a 400's message, made nlohmann throw while the response was written, so the client
+// got a 500 instead of the 400 that says what is wrong. Now the message gets U+FFFD.
+TEST(JsonResponseTest, TextThatIsNotUtf8IsReplacedNotThrown) {
+  const HttpResponse r = BadParameter("to",
+                                      "not a time: '2\xca\xcd"
+                                      "6-01-02'");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(Body(r)["error"]["message"],
+            "parameter 'to': not a time: '2\xef\xbf\xbd\xef\xbf\xbd"
+            "6-01-02'");
+}
+
 TEST(RouterTest, WrongMethodIsA405WithAllow) {
   Router router;
   router.Add("GET", "/api/v1/bookings", Echo("list"));

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "json_writer.h"
+#include "text_output.h"
 
 namespace instrumeter::hub {
 namespace {
@@ -397,7 +398,7 @@ std::string FeedPageJson(const FeedPage& page) {
   json doc = {
       {"entries", std::move(entries)}, {"next_cursor", page.next_cursor}, {"more", page.more}};
   // Content was written as valid UTF-8; `replace` keeps a tampered row from throwing here.
-  return doc.dump(-1, ' ', false, json::error_handler_t::replace);
+  return JsonText(doc, -1);
 }
 
 }  // namespace instrumeter::hub

@@ -307,7 +307,7 @@ std::optional<Failure> List(const SecurityArgs& args, std::ostream& out) {
                       {"chain_broken_from", b != nullptr ? b->chain_broken_from : 0},
                       {"unproven", unproven}});
     }
-    out << list.dump(2) << "\n";
+    out << JsonText(list, 2) << "\n";
     return std::nullopt;
   }
   TextTable t;

@@ -1,5 +1,7 @@
 #include "text_output.h"
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <cstdint>
 
@@ -84,6 +86,10 @@ std::string RenderCsv(const TextTable& table) {
   emit(table.headers);
   for (const auto& row : table.rows) emit(row);
   return out;
+}
+
+std::string JsonText(const nlohmann::json& doc, int indent) {
+  return doc.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace instrumeter::hub

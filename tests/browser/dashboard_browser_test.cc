@@ -257,8 +257,14 @@ class DashboardBrowserTest : public ::testing::Test {
     auto hub = ChildProcess::Start({kHub, "run", "--config", config_}, hub_log_);
     ASSERT_TRUE(hub.ok());
     hub_ = std::move(*hub);
-    ASSERT_TRUE(
-        WaitFor([&] { return instrumeter::testing::PortAcceptsConnections(port_); }, kWait));
+    // Healthy means subscribed too: what the fixtures publish before that would reach nobody
+    // (the hub's session starts with its first subscription), and the test would wait in vain.
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          auto r = ht::Get(port_, "/healthz");
+          return r.ok() && r->status == 200;
+        },
+        kWait));
   }
 
   void Publish(const std::string& id, const std::vector<v1::Event>& events) {

@@ -2,9 +2,11 @@
 // wired as LiveHttp wires them, over a real SQLite store in memory with two instruments and a
 // remote booking; the server's own parsing is Beast's. Input: "METHOD TARGET\n", header lines
 // "name: value\n", a blank line, then the body. Every request must end in a response with a
-// valid status, never a 500 (a handler that failed), and a JSON body that parses; never a crash.
+// valid status and, for JSON, a body that parses; never in an exception (the server would answer
+// 500: a handler that failed) or a 500, and never a crash.
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -14,6 +16,7 @@
 #include "api_auth.h"
 #include "common/clock.h"
 #include "hub/billing_api.h"
+#include "hub/billing_options.h"
 #include "hub/bookings.h"
 #include "hub/http.h"
 #include "hub/live_api.h"
@@ -40,7 +43,9 @@ struct Hub {
 };
 
 void Check(const instrumeter::Status& st) {
-  if (!st.ok()) std::abort();
+  if (st.ok()) return;
+  std::fprintf(stderr, "http_fuzzer: setting up the hub: %s\n", st.ToString().c_str());
+  std::abort();
 }
 
 Hub* MakeHub() {
@@ -48,18 +53,17 @@ Hub* MakeHub() {
   auto store = OpenSqliteStore({.path = ":memory:"});
   Check(store.status());
   hub->store = std::move(*store);
-  Check(hub->store->PutInstruments({{"nmr-1", "NMR 600", "Fudan", "Jiangwan", "Shanghai",
-                                     "Shanghai", 12'000},
-                                    {"tem-2", "TEM", "SJTU", "Minhang", "Shanghai", "Shanghai",
-                                     0}},
-                                   0));
+  Check(hub->store->PutInstruments(
+      {{"nmr-1", "NMR 600", "Fudan", "Jiangwan", "Shanghai", "Shanghai", 0},
+       {"tem-2", "TEM", "SJTU", "Minhang", "Shanghai", "Shanghai", 0}},
+      0));
   auto rows = ParseBookingsJson(
       R"({"order_id": "ORD-1", "instrument_id": "nmr-1", "customer": {"organisation": "A",
           "city": "Suzhou", "region": "Jiangsu"}, "start": "2026-01-01T08:00:00Z",
-          "end": "2030-01-01T09:00:00Z", "remote": true})",
+          "end": "2026-12-31T09:00:00Z", "remote": true, "rate_fen_per_hour": 12000})",
       "seed.json");
   Check(rows.status());
-  Check(ImportBookings(hub->store.get(), *rows, {}, 0).status());
+  Check(ImportBookings(hub->store.get(), *rows, BillingOptions{}.defaults, 0).status());
   auto view = LiveView::Load(hub->store.get(), &hub->clock, 10'000);
   Check(view.status());
   hub->view = std::move(*view);
@@ -72,8 +76,11 @@ Hub* MakeHub() {
       .health = [] { return HealthReport{.broker_connected = true, .ingest_healthy = true}; },
       .clock = &hub->clock,
       .web_root = DefaultWebRoot()});
-  hub->billing = std::make_unique<BillingApi>(BillingApi::Sources{
-      .store = hub->store.get(), .view = hub->view.get(), .clock = &hub->clock});
+  hub->billing = std::make_unique<BillingApi>(
+      BillingApi::Sources{.store = hub->store.get(),
+                          .view = hub->view.get(),
+                          .clock = &hub->clock,
+                          .booking_defaults = BillingOptions{}.defaults});
   hub->share = std::make_unique<ShareApi>(ShareApi::Sources{.view = hub->view.get(),
                                                             .store = hub->store.get(),
                                                             .clock = &hub->clock,
