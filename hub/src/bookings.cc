@@ -340,10 +340,7 @@ Result<std::vector<BookingInput>> ParseBookingsCsv(std::string_view text,
   std::vector<BookingInput> rows;
   for (size_t r = 1; r < records->size(); ++r) {
     const CsvRecord& rec = (*records)[r];
-    if (rec.fields.size() != columns.size())
-      return Status::InvalidArgument(source + ":" + std::to_string(rec.line) + ": " +
-                                     std::to_string(rec.fields.size()) + " fields, expected " +
-                                     std::to_string(columns.size()));
+    INSTRUMETER_RETURN_IF_ERROR(CheckFieldCount(rec, columns.size(), source));
     Cells cells;
     for (size_t c = 0; c < columns.size(); ++c) cells[columns[c]] = rec.fields[c];
     Result<BookingInput> in = BuildInput(cells, source, rec.line, false);

@@ -84,10 +84,7 @@ Result<std::vector<Instrument>> ParseInstrumentsCsv(std::string_view text,
   std::vector<int> lines;
   for (size_t r = 1; r < records->size(); ++r) {
     const CsvRecord& rec = (*records)[r];
-    if (rec.fields.size() != columns.size())
-      return Status::InvalidArgument(source + ":" + std::to_string(rec.line) + ": " +
-                                     std::to_string(rec.fields.size()) + " fields, expected " +
-                                     std::to_string(columns.size()));
+    INSTRUMETER_RETURN_IF_ERROR(CheckFieldCount(rec, columns.size(), source));
     Instrument in;
     RuleOverridesUpdate update;
     for (size_t c = 0; c < columns.size(); ++c) {

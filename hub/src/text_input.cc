@@ -120,6 +120,13 @@ std::vector<int> ElementLines(std::string_view text) {
   return lines;
 }
 
+Status CheckFieldCount(const CsvRecord& record, size_t expected, const std::string& source) {
+  if (record.fields.size() == expected) return Status::Ok();
+  return Status::InvalidArgument(source + ":" + std::to_string(record.line) + ": " +
+                                 std::to_string(record.fields.size()) + " fields, expected " +
+                                 std::to_string(expected));
+}
+
 int LineAt(std::string_view text, size_t byte) {
   byte = std::min(byte, text.size());
   return 1 +

@@ -24,6 +24,9 @@ struct CsvRecord {
 // UTF-8 BOM is ignored; unquoted fields are trimmed. `source` names the file in errors.
 Result<std::vector<CsvRecord>> SplitCsv(std::string_view text, const std::string& source);
 
+// InvalidArgument "<source>:<line>: N fields, expected M" unless `record` has `expected` fields.
+Status CheckFieldCount(const CsvRecord& record, size_t expected, const std::string& source);
+
 // The line each element of a top-level JSON array starts on (nlohmann keeps no positions).
 std::vector<int> ElementLines(std::string_view text);
 
