@@ -56,8 +56,7 @@ Result<std::vector<BookingInput>> ParseRequestBookings(const std::string& body) 
     const std::string name = ElementName(i);
     if (!doc[i].is_object()) return Status::InvalidArgument(name + ": not an object");
     // The parser accepted only valid UTF-8, so `replace` never replaces: it only rules out a throw.
-    Result<std::vector<BookingInput>> one =
-        ParseBookingsJson(JsonText(doc[i], -1), name);
+    Result<std::vector<BookingInput>> one = ParseBookingsJson(JsonText(doc[i], -1), name);
     if (!one.ok()) {
       // ParseBookingsJson names line 1 of the one-element text: drop it.
       std::string message = one.status().message();

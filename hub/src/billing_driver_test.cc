@@ -457,8 +457,8 @@ TEST_F(BillingDriverTest, ADeviceWithoutAKeyIsMeasuredButNeverBilled) {
   // A hub where no key was ever enrolled runs in development mode: it stores unsigned telemetry.
   ingestor_.reset();
   store_ = Open("development.db");
-  ASSERT_TRUE(store_->PutInstruments({{"tem-2", "TEM", "SJTU", "", "Shanghai", "Shanghai", 0}}, 0)
-                  .ok());
+  ASSERT_TRUE(
+      store_->PutInstruments({{"tem-2", "TEM", "SJTU", "", "Shanghai", "Shanghai", 0}}, 0).ok());
   auto ingestor = Ingestor::Create(store_.get(), &downlink_, &clock_, &metrics_, {});
   ASSERT_TRUE(ingestor.ok());
   ingestor_ = std::move(*ingestor);

@@ -601,9 +601,10 @@ class SqliteStore : public Store {
       out.push_back(std::move(b));
     }
     if (out.empty()) return out;
-    Result<SqliteStatement> ranges = db_->Prepare(
-        "SELECT dev_key, from_seq, to_seq FROM unproven_ranges" +
-        std::string(device_id.empty() ? "" : " WHERE dev_key = ?1") + " ORDER BY dev_key, from_seq");
+    Result<SqliteStatement> ranges =
+        db_->Prepare("SELECT dev_key, from_seq, to_seq FROM unproven_ranges" +
+                     std::string(device_id.empty() ? "" : " WHERE dev_key = ?1") +
+                     " ORDER BY dev_key, from_seq");
     if (!ranges.ok()) return ranges.status();
     if (!device_id.empty()) ranges->Bind(1, by_key.begin()->first);
     while (true) {

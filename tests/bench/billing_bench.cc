@@ -278,8 +278,8 @@ int Main(int argc, char** argv) {
   }
   Check(store->PutInstrumentsAndRules(registry, rates, 0), "register");
   for (const Instrument& in : registry) {
-    DeviceKey key{.device_id = in.instrument_id, .public_key = std::string(32, 'k'),
-                  .cert_serial = "01"};
+    DeviceKey key{
+        .device_id = in.instrument_id, .public_key = std::string(32, 'k'), .cert_serial = "01"};
     Check(store->AddDeviceKey(&key), "enrol");
   }
 

@@ -37,9 +37,9 @@ struct PassReport {
   size_t sessions_measured = 0;  // bookings verified (again)
   // Settled bookings left for a later pass: in-use time their agent has not signed yet.
   size_t sessions_awaiting_signature = 0;
-  size_t days_measured = 0;      // local days checked for unbooked use
-  size_t entries_appended = 0;   // new session and unbooked entries
-  size_t amendments = 0;         // entries that correct an earlier one
+  size_t days_measured = 0;     // local days checked for unbooked use
+  size_t entries_appended = 0;  // new session and unbooked entries
+  size_t amendments = 0;        // entries that correct an earlier one
   // Where the time went: finding the work, reading inputs and measuring; and the write
   // transactions (durable commits with synchronous=FULL).
   int64_t measure_us = 0;

@@ -116,8 +116,8 @@ struct SessionMeasure {
   int64_t in_use_ms = 0;     // IN_USE inside the attribution window
   // The part of in_use_ms that telemetry.proof does not cover (UnprovenPart).
   int64_t unsigned_in_use_ms = 0;
-  int64_t powered_ms = 0;    // IDLE, IN_USE, FAULT inside the attribution window
-  int64_t overrun_ms = 0;    // IN_USE inside the attribution window after the end
+  int64_t powered_ms = 0;  // IDLE, IN_USE, FAULT inside the attribution window
+  int64_t overrun_ms = 0;  // IN_USE inside the attribution window after the end
   // Minimum over fresh heartbeats in the attribution window of hub receive time - agent wall
   // time; nullopt when none was fresh.
   std::optional<int64_t> clock_offset_ms;
