@@ -150,8 +150,13 @@ Result<PassReport> BillingDriver::RunOnce(int64_t now_unix_ms) {
   PassReport report;
   Pending pending;
   for (const auto& [instrument_id, w] : work) {
+    const size_t awaiting = report.sessions_awaiting_signature;
     INSTRUMETER_RETURN_IF_ERROR(Measure(instrument_id, w, settled, &pending, &report)
                                     .WithContext("verifying instrument '" + instrument_id + "'"));
+    // A changed range is cleared with this pass's results, unless a session in it waits for its
+    // signature: then a later pass measures it again.
+    if (w.dirty.has_value() && report.sessions_awaiting_signature == awaiting)
+      pending.cleared.push_back(*w.dirty);
     if (pending.subjects.size() >= kSubjectsPerCommit)
       INSTRUMETER_RETURN_IF_ERROR(Commit(&pending, now_unix_ms, &report));
   }
@@ -164,9 +169,6 @@ Result<PassReport> BillingDriver::RunOnce(int64_t now_unix_ms) {
 Status BillingDriver::Measure(const std::string& instrument_id, const Work& work, int64_t settled,
                               Pending* pending, PassReport* report) {
   const int64_t offset_ms = options_.day_utc_offset_minutes * 60'000;
-  // Cleared with this pass's results, unless a session waits for its signature (below).
-  if (work.dirty.has_value()) pending->cleared.push_back(*work.dirty);
-  bool keep_dirty = false;
 
   // Local days to look at for unbooked use: newly settled ones, and changed ones already looked
   // at before.
@@ -304,8 +306,7 @@ Status BillingDriver::Measure(const std::string& instrument_id, const Work& work
     if ((m.flags & kSessionUnsigned) != 0 && may_still_sign &&
         GraceWindow(b).to_unix_ms + options_.signature_wait_seconds * 1000 > settled) {
       // Its signature is probably on its way: a later pass measures it again (an unverified
-      // booking is listed again; a changed range is kept).
-      keep_dirty = work.dirty.has_value();
+      // booking is listed again; RunOnce keeps a changed range).
       ++report->sessions_awaiting_signature;
       continue;
     }
@@ -325,7 +326,6 @@ Status BillingDriver::Measure(const std::string& instrument_id, const Work& work
                                  u.in_use_ms});
     ++report->days_measured;
   }
-  if (keep_dirty) pending->cleared.pop_back();  // the range pushed above: the last one
   return Status::Ok();
 }
 
