@@ -439,6 +439,35 @@ TEST_F(UnsignedTailTest, NeverSignedTimeIsRecordedUnbilledOnceTheWaitIsOver) {
   EXPECT_EQ(res["charges"]["amount_fen"], 3'000);
 }
 
+TEST_F(UnsignedTailTest, ASignatureAfterTheWaitAmendsTheSession) {
+  FakeAgent agent(h(9), v1::INSTRUMENT_STATE_IDLE);
+  DeliverSignedUntilHalfPastTen(&agent);
+  Book(kTenToEleven);
+  ASSERT_EQ(Pass(h(12) + 30 * kMinute).entries_appended, 1u);  // billed for 20 signed minutes
+  EXPECT_EQ(Content(Ledger().at(0))["result"]["charges"]["amount_fen"], 3'000);
+
+  // The agent was offline from 12:00 to 13:00; its signed heartbeats arrive at 13:00, all after
+  // the booking's window. Their signature proves the whole run: the session is measured again.
+  agent.RunUntil(h(13));
+  Deliver(agent.Take(delivered_), 0, h(13));
+  const PassReport r = Pass(h(13) + kMinute);
+  EXPECT_EQ(r.amendments, 1u);
+  const std::vector<LedgerEntry> ledger = Ledger();
+  ASSERT_EQ(ledger.size(), 2u);
+  const json c = Content(ledger[1]);
+  EXPECT_EQ(ledger[1].kind, "amendment");
+  EXPECT_EQ(c["result"]["flags"], json::array());
+  EXPECT_EQ(c["result"]["telemetry"]["unsigned_in_use_ms"], 0);
+  EXPECT_EQ(c["delta"]["amount_fen"], 9'000 - 3'000);
+
+  // Signatures that prove nothing new in the window leave it alone.
+  const size_t sent = agent.size();
+  agent.RunUntil(h(14));
+  Deliver(agent.Take(sent));
+  EXPECT_EQ(Pass(h(14) + kMinute).amendments, 0u);
+  EXPECT_EQ(Ledger().size(), 2u);
+}
+
 TEST_F(UnsignedTailTest, ARevokedDeviceIsNotWaitedFor) {
   FakeAgent agent(h(9), v1::INSTRUMENT_STATE_IDLE);
   DeliverSignedUntilHalfPastTen(&agent);

@@ -526,6 +526,7 @@ Status Ingestor::PrepareDevice(const std::string& device_id, const PendingDevice
   }
   DeviceState& state = prepared->state;
   DeviceRecord& record = state.record;
+  const uint64_t signed_before = record.chain.signed_through;
   if (pending.chain_reset_unix_ms.has_value())
     INSTRUMETER_RETURN_IF_ERROR(
         ResetChain(device_id, *pending.chain_reset_unix_ms, &state, prepared, batch));
@@ -590,6 +591,9 @@ Status Ingestor::PrepareDevice(const std::string& device_id, const PendingDevice
   for (const auto& [seq, signature] : pending.signatures) state.held[seq] = signature;
   INSTRUMETER_RETURN_IF_ERROR(
       CheckHeldSignatures(device_id, old_contiguous, old_link, new_links, &state, prepared));
+  if (record.chain.signed_through > signed_before)
+    batch->newly_signed =
+        SeqRange{std::max<uint64_t>(signed_before, 1), record.chain.signed_through};
 
   std::map<uint64_t, const v1::Event*> new_events;
   for (const auto& [seq, event] : pending.events) new_events.emplace(seq, &event.event);

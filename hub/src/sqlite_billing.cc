@@ -302,6 +302,9 @@ Status SqliteBilling::Prepare() {
       {&old_interval_,
        "SELECT state, start_wall_unix_ms, duration_ms, flags FROM intervals "
        "WHERE dev_key = ? AND kind = ? AND start_seq = ?"},
+      {&wall_span_,
+       "SELECT min(wall_unix_ms), max(wall_unix_ms) FROM events "
+       "WHERE dev_key = ? AND seq BETWEEN ? AND ?"},
       {&mark_dirty_,
        "INSERT INTO billing_dirty(instrument_id, from_unix_ms, to_unix_ms, version) "
        "VALUES(?1, ?2, ?3, 1) ON CONFLICT(instrument_id) DO UPDATE SET "
@@ -401,6 +404,18 @@ Status SqliteBilling::RecordBatchFacts(int64_t dev_key, const DeviceBatch& batch
     std::optional<int64_t> last;
   };
   std::map<int64_t, Hour> hours;
+  if (batch.newly_signed.has_value()) {
+    // The batch's events are inserted already, so this reads them too.
+    SqliteStatement& s = *wall_span_;
+    s.Reset();
+    s.Bind(1, dev_key)
+        .Bind(2, static_cast<int64_t>(batch.newly_signed->first))
+        .Bind(3, static_cast<int64_t>(batch.newly_signed->last));
+    Result<bool> row = s.Step();
+    if (!row.ok()) return row.status().WithContext("newly signed events");
+    if (*row && !s.IsNull(0)) widen(s.Int(0), s.Int(1) + 1);
+    s.Reset();
+  }
   for (const EventRow& e : batch.events) {
     if (e.kind == v1::Event::kSessionMark) widen(e.wall_unix_ms, e.wall_unix_ms + 1);
     if (!e.fresh_heartbeat && !e.sources_disagree) continue;

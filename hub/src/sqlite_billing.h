@@ -60,6 +60,7 @@ class SqliteBilling {
 
   SqliteDb* db_;
   std::optional<SqliteStatement> old_interval_;
+  std::optional<SqliteStatement> wall_span_;
   std::optional<SqliteStatement> mark_dirty_;
   std::optional<SqliteStatement> upsert_hour_;
   std::optional<SqliteStatement> find_booking_;

@@ -143,6 +143,10 @@ struct DeviceBatch {
   std::vector<std::pair<uint64_t, std::string>> link_updates;
   // Sequences a chain reset left unproven (the stretch of a broken chain), to record.
   std::optional<SeqRange> unproven;
+  // When the batch moved signed_through: from the last event signed before (or the first event)
+  // to the last signed now. The time between their wall times became billable, so billing
+  // measures it again even when no telemetry of that time arrived (a late signature).
+  std::optional<SeqRange> newly_signed;
 };
 
 // One enrolled Ed25519 public key of a device (`instrumeter-hub devices enroll`). A device has at
