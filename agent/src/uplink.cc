@@ -170,6 +170,8 @@ void Uplink::OnDownlink(const std::string& payload) {
 }
 
 void Uplink::OnTimer() {
+  // Takes the link's report of a connect given up (its deadline is one of ours).
+  if (state_ == State::kConnecting) OnWake();
   const int64_t now = clock_->MonotonicMs();
   if (state_ == State::kWaiting && now >= reconnect_at_ms_) Connect();
   if (state_ == State::kConnected && next_to_send_ - 1 > acked() &&
@@ -187,6 +189,8 @@ void Uplink::OnTimer() {
 
 int64_t Uplink::NextDeadlineMs() const {
   if (state_ == State::kWaiting) return reconnect_at_ms_;
+  if (state_ == State::kConnecting && link_->connect_deadline().has_value())
+    return clock_->MonotonicMs() + MqttLink::MsUntil(*link_->connect_deadline());
   if (state_ == State::kConnected && next_to_send_ - 1 > acked())
     return progress_ms_ + options_.ack_timeout_ms;
   return kNoDeadline;

@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <mqtt/async_client.h>
+#include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <deque>
 #include <mutex>
 
@@ -14,15 +16,33 @@ namespace {
 
 constexpr int kQos = 1;
 
+// Paho counts its connect timeout in whole seconds (under one second is none at all), checks it
+// about once a second, and was once seen answering seconds after it (docs/reliability.md). Its
+// own timeout is what normally answers; this deadline is for the connect it never answers.
+std::chrono::milliseconds GiveUpAfter(const MqttLink::Options& options) {
+  return std::chrono::milliseconds(options.give_up_connect_ms > 0
+                                       ? options.give_up_connect_ms
+                                       : 2 * options.connect_timeout_ms + 2000);
+}
+
 }  // namespace
 
 struct MqttLink::Impl {
-  // Paho calls these on its own thread; each only enqueues.
+  // Paho calls these on its own thread; each only enqueues. Every token carries the number of
+  // the connect attempt it belongs to: an answer to an attempt given up already is dropped.
   class ConnectListener : public mqtt::iaction_listener {
    public:
     explicit ConnectListener(Impl* impl) : impl_(impl) {}
-    void on_success(const mqtt::token&) override { impl_->Subscribe(); }
+    void on_success(const mqtt::token& tok) override {
+      if (impl_->Stale(tok)) {
+        // Given up before Paho answered: the owner was told it failed, and connects again.
+        impl_->Abandon();
+        return;
+      }
+      impl_->Subscribe(tok.get_user_context());
+    }
     void on_failure(const mqtt::token& tok) override {
+      if (impl_->Stale(tok)) return;
       std::string tls_error;
       {
         std::lock_guard lock(impl_->mu);
@@ -41,8 +61,12 @@ struct MqttLink::Impl {
   class SubscribeListener : public mqtt::iaction_listener {
    public:
     explicit SubscribeListener(Impl* impl) : impl_(impl) {}
-    void on_success(const mqtt::token&) override { impl_->Ready(); }
+    void on_success(const mqtt::token& tok) override {
+      if (impl_->Stale(tok)) return impl_->Abandon();
+      impl_->Ready();
+    }
     void on_failure(const mqtt::token& tok) override {
+      if (impl_->Stale(tok)) return;
       impl_->Push({Event::Kind::kConnectFailed,
                    "subscribe failed (code " + std::to_string(tok.get_return_code()) + ")"});
       try {
@@ -61,6 +85,9 @@ struct MqttLink::Impl {
   SubscribeListener subscribe_listener{this};
   int event_fd = -1;
   std::atomic<bool> connected{false};
+  std::atomic<uintptr_t> attempt{0};  // the current connect attempt, as its tokens' context
+  // Owner thread only: when the current attempt is given up unless answered.
+  std::optional<std::chrono::steady_clock::time_point> connect_deadline;
 
   mutable std::mutex mu;
   std::deque<Event> queue;
@@ -83,12 +110,25 @@ struct MqttLink::Impl {
     Push({Event::Kind::kConnected, options.broker_url});
   }
 
-  void Subscribe() {
+  bool Stale(const mqtt::token& tok) const {
+    return reinterpret_cast<uintptr_t>(tok.get_user_context()) != attempt;
+  }
+
+  void Abandon() {
+    connected = false;
+    try {
+      client->disconnect(0);
+    } catch (const mqtt::exception&) {
+      // Not connected, or already closing: nothing to abandon.
+    }
+  }
+
+  void Subscribe(void* context) {
     if (options.subscriptions.empty()) return Ready();
     auto topics = mqtt::string_collection::create(options.subscriptions);
     mqtt::iasync_client::qos_collection qos(options.subscriptions.size(), kQos);
     try {
-      client->subscribe(topics, qos, nullptr, subscribe_listener);
+      client->subscribe(topics, qos, context, subscribe_listener);
     } catch (const mqtt::exception& e) {
       Push({Event::Kind::kConnectFailed, std::string("subscribe failed: ") + e.what()});
     }
@@ -163,12 +203,24 @@ Status MqttLink::Connect() {
     });
     opts.set_ssl(std::move(ssl));
   }
+  const uintptr_t attempt = ++impl_->attempt;
   try {
-    impl_->client->connect(opts, nullptr, impl_->connect_listener);
+    impl_->client->connect(opts, reinterpret_cast<void*>(attempt), impl_->connect_listener);
   } catch (const mqtt::exception& e) {
     return Status::Unavailable("connect to " + impl_->options.broker_url + ": " + e.what());
   }
+  impl_->connect_deadline = std::chrono::steady_clock::now() + GiveUpAfter(impl_->options);
   return Status::Ok();
+}
+
+std::optional<std::chrono::steady_clock::time_point> MqttLink::connect_deadline() const {
+  return impl_->connect_deadline;
+}
+
+int64_t MqttLink::MsUntil(std::chrono::steady_clock::time_point deadline) {
+  const auto left =
+      std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  return std::max<int64_t>(0, left.count());
 }
 
 bool MqttLink::connected() const { return impl_->connected && impl_->client->is_connected(); }
@@ -185,6 +237,7 @@ Status MqttLink::Publish(const std::string& topic, const std::string& payload, b
 
 void MqttLink::Disconnect(std::chrono::milliseconds timeout) {
   impl_->connected = false;
+  impl_->connect_deadline.reset();
   try {
     if (impl_->client->is_connected())
       impl_->client->disconnect(static_cast<int>(timeout.count()))->wait_for(timeout);
@@ -200,8 +253,15 @@ bool MqttLink::WaitForEvents(std::chrono::milliseconds timeout) {
     std::lock_guard lock(impl_->mu);
     if (!impl_->queue.empty()) return true;
   }
+  int64_t wait_ms = timeout.count();
+  bool deadline_first = false;
+  if (impl_->connect_deadline.has_value()) {
+    const int64_t left = MsUntil(*impl_->connect_deadline);
+    deadline_first = left <= wait_ms;
+    wait_ms = std::min(wait_ms, left);
+  }
   pollfd pfd{impl_->event_fd, POLLIN, 0};
-  return ::poll(&pfd, 1, static_cast<int>(timeout.count())) > 0;
+  return ::poll(&pfd, 1, static_cast<int>(wait_ms)) > 0 || deadline_first;
 }
 
 std::vector<MqttLink::Event> MqttLink::TakeEvents() {
@@ -214,6 +274,20 @@ std::vector<MqttLink::Event> MqttLink::TakeEvents() {
                std::make_move_iterator(impl_->queue.end()));
     impl_->queue.clear();
     impl_->queued_messages = 0;
+  }
+  if (!impl_->connect_deadline.has_value()) return out;
+  for (const Event& e : out)
+    if (e.kind != Event::Kind::kMessage) {
+      impl_->connect_deadline.reset();
+      return out;
+    }
+  if (std::chrono::steady_clock::now() >= *impl_->connect_deadline) {
+    impl_->connect_deadline.reset();
+    ++impl_->attempt;  // whatever Paho says about this attempt later is dropped
+    impl_->Abandon();
+    out.push_back({Event::Kind::kConnectFailed,
+                   "connect to " + impl_->options.broker_url + ": no answer within " +
+                       std::to_string(GiveUpAfter(impl_->options).count()) + " ms"});
   }
   return out;
 }

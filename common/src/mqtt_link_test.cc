@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "test_support/mosquitto.h"
+#include "test_support/tcp_proxy.h"
 
 namespace instrumeter {
 namespace {
@@ -94,6 +95,41 @@ TEST_F(MqttLinkTest, ReportsLossAndReconnectsAfterBrokerRestart) {
   EXPECT_TRUE(link->Publish("t/x", "p", false).ok());
   auto echo = Collect(*link, Kind::kMessage, 1, std::chrono::seconds(5));
   EXPECT_EQ(CountKind(echo, Kind::kMessage), 1u) << "subscriptions are renewed on reconnect";
+}
+
+// Paho was once seen answering a connect seconds after its timeout: the link gives a connect
+// Paho does not answer up itself. Here Paho would time out after 10 s; the link gives up first.
+TEST_F(MqttLinkTest, AConnectPahoDoesNotAnswerIsGivenUpAndTheNextOneWorks) {
+  auto proxy = testing::TcpProxy::Start(broker_->port());
+  ASSERT_TRUE(proxy.ok()) << proxy.status().ToString();
+  (*proxy)->Stall();  // the TCP connect succeeds; the broker never hears the CONNECT
+  MqttLink::Options o;
+  o.broker_url = (*proxy)->url();
+  o.client_id = "patient";
+  o.connect_timeout_ms = 10'000;
+  o.give_up_connect_ms = 300;
+  o.subscriptions = {"t/#"};
+  auto link = MqttLink::Create(o);
+  ASSERT_TRUE(link.ok()) << link.status().ToString();
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    ASSERT_TRUE((*link)->Connect().ok());
+    ASSERT_TRUE((*link)->connect_deadline().has_value());
+    auto failed = Collect(**link, Kind::kConnectFailed, 1, std::chrono::seconds(10));
+    ASSERT_EQ(CountKind(failed, Kind::kConnectFailed), 1u);
+    EXPECT_EQ(CountKind(failed, Kind::kConnected), 0u);
+    EXPECT_NE(failed.back().detail.find("no answer within 300 ms"), std::string::npos)
+        << failed.back().detail;
+    EXPECT_FALSE((*link)->connect_deadline().has_value());
+  }
+  (*proxy)->Resume();
+  // Whatever the given-up attempts still say is dropped: only the new one's answer counts.
+  ASSERT_TRUE(testing::WaitFor([&] { return (*link)->Connect().ok(); }, std::chrono::seconds(5)));
+  auto back = Collect(**link, Kind::kConnected, 1, std::chrono::seconds(10));
+  EXPECT_EQ(CountKind(back, Kind::kConnected), 1u);
+  EXPECT_EQ(CountKind(back, Kind::kConnectFailed), 0u);
+  ASSERT_TRUE((*link)->Publish("t/x", "p", false).ok());
+  auto echo = Collect(**link, Kind::kMessage, 1, std::chrono::seconds(5));
+  EXPECT_EQ(CountKind(echo, Kind::kMessage), 1u);
 }
 
 TEST_F(MqttLinkTest, RetainedStatusIsSeenByLateSubscribers) {

@@ -122,6 +122,9 @@ class HubLoop {
     const int64_t due = ingestor_->MsUntilDue();
     if (due >= 0) wait = std::min(wait, due);
     if (reconnect_at_mono_ms_.has_value()) wait = std::min(wait, *reconnect_at_mono_ms_ - now);
+    // DrainLink then takes the link's report of a connect given up.
+    if (link_->connect_deadline().has_value())
+      wait = std::min(wait, MqttLink::MsUntil(*link_->connect_deadline()));
     return std::max<int64_t>(0, wait);
   }
 

@@ -41,6 +41,9 @@ class MqttLink {
     bool clean_session = true;
     int keepalive_s = 30;
     int connect_timeout_ms = 5000;
+    // A connect Paho has not answered after this long is given up (0: twice
+    // connect_timeout_ms plus 2 s; see Connect).
+    int give_up_connect_ms = 0;
     int max_inflight = 64;  // QoS 1 publishes Paho may have outstanding
     // Publishes Paho may queue before its send thread writes them. Paho's own default is 100;
     // beyond it Publish fails ("No more messages can be buffered"), so a client that publishes
@@ -66,8 +69,15 @@ class MqttLink {
   MqttLink(const MqttLink&) = delete;
   MqttLink& operator=(const MqttLink&) = delete;
 
-  // Starts an asynchronous connect; its outcome arrives as kConnected or kConnectFailed.
+  // Starts an asynchronous connect; its outcome arrives as kConnected or kConnectFailed. Should
+  // Paho not answer (connected and subscribed, or failed) within give_up_connect_ms, the attempt
+  // is given up: the owner must call TakeEvents by connect_deadline(), which then reports
+  // kConnectFailed.
   Status Connect();
+  // While a connect is unanswered: when TakeEvents gives it up. Owner thread only.
+  std::optional<std::chrono::steady_clock::time_point> connect_deadline() const;
+  // Milliseconds from now until `deadline`, never negative: for loops that poll().
+  static int64_t MsUntil(std::chrono::steady_clock::time_point deadline);
   bool connected() const;
   // QoS 1, asynchronous. Unavailable when not connected or when Paho refuses it.
   Status Publish(const std::string& topic, const std::string& payload, bool retained);
@@ -76,7 +86,8 @@ class MqttLink {
 
   // Readable while events wait (an eventfd), for loops that poll() several sources.
   int wake_fd() const;
-  // Blocks until at least one event waits or `timeout` passes; true if one waits.
+  // Blocks until at least one event waits or `timeout` passes; true if one waits, or if the
+  // connect deadline passed (TakeEvents then reports the attempt given up).
   bool WaitForEvents(std::chrono::milliseconds timeout);
   // Removes and returns every waiting event, oldest first.
   std::vector<Event> TakeEvents();
