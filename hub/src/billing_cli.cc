@@ -106,6 +106,14 @@ BillingCommands::BillingCommands(CLI::App* app, CLI::App* instruments) {
                               "print the link under this address, e.g. https://hub.example.org");
   AddConfigOption(bookings_share_, &a.config_path);
 
+  bookings_unshare_ = bookings->add_subcommand(
+      "unshare",
+      "Withdraw a remote booking's share link: it answers 410 Gone from now on. `bookings share` "
+      "makes a new one.");
+  bookings_unshare_->add_option("ORDER_ID", a.order_id, "the remote booking's order id")
+      ->required();
+  AddConfigOption(bookings_unshare_, &a.config_path);
+
   verify_ = app->add_subcommand(
       "verify",
       "Run one verification pass now, as the running hub does every verify_interval_ms: "
@@ -157,8 +165,9 @@ BillingCommands::BillingCommands(CLI::App* app, CLI::App* instruments) {
 }
 
 bool BillingCommands::Chosen() const {
-  for (const CLI::App* c : {rules_, bookings_import_, bookings_list_, bookings_share_, verify_,
-                            ledger_verify_, ledger_feed_, export_billing_, report_})
+  for (const CLI::App* c :
+       {rules_, bookings_import_, bookings_list_, bookings_share_, bookings_unshare_, verify_,
+        ledger_verify_, ledger_feed_, export_billing_, report_})
     if (c->parsed()) return true;
   return false;
 }
@@ -168,6 +177,7 @@ std::optional<Failure> BillingCommands::Run(std::ostream& out) {
   if (bookings_import_->parsed()) return BookingsImport(out);
   if (bookings_list_->parsed()) return BookingsList(out);
   if (bookings_share_->parsed()) return BookingsShare(out);
+  if (bookings_unshare_->parsed()) return BookingsUnshare(out);
   if (verify_->parsed()) return Verify(out);
   if (ledger_verify_->parsed()) return LedgerVerify(out);
   if (ledger_feed_->parsed()) return LedgerFeed(out);
@@ -299,6 +309,23 @@ std::optional<Failure> BillingCommands::BookingsShare(std::ostream& out) {
   std::string base = args_.base_url;
   while (!base.empty() && base.back() == '/') base.pop_back();
   out << base << SharePath(**token) << "\n";
+  return std::nullopt;
+}
+
+std::optional<Failure> BillingCommands::BookingsUnshare(std::ostream& out) {
+  Failure failure{};
+  Result<std::unique_ptr<Store>> store = ConfigAndStore(args_.config_path, &failure);
+  if (!store.ok()) return failure;
+  Result<std::optional<Booking>> booking = (*store)->GetBooking(args_.order_id);
+  if (!booking.ok()) return Failure{kExitRuntime, booking.status()};
+  if (!booking->has_value())
+    return Failure{kExitUsage,
+                   Status::NotFound("no booking with order id '" + args_.order_id + "'")};
+  Result<bool> revoked = (*store)->RevokeShareLink(args_.order_id, SystemClock().WallUnixMs());
+  if (!revoked.ok()) return Failure{kExitRuntime, revoked.status()};
+  out << (*revoked ? "withdrew the share link of order '" + args_.order_id + "'"
+                   : "order '" + args_.order_id + "' has no active share link: nothing to do")
+      << "\n";
   return std::nullopt;
 }
 

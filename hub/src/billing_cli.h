@@ -47,6 +47,7 @@ class BillingCommands {
   std::optional<Failure> BookingsImport(std::ostream& out);
   std::optional<Failure> BookingsList(std::ostream& out);
   std::optional<Failure> BookingsShare(std::ostream& out);
+  std::optional<Failure> BookingsUnshare(std::ostream& out);
   std::optional<Failure> Verify(std::ostream& out);
   std::optional<Failure> LedgerVerify(std::ostream& out);
   std::optional<Failure> LedgerFeed(std::ostream& out);
@@ -58,6 +59,7 @@ class BillingCommands {
   CLI::App* bookings_import_;
   CLI::App* bookings_list_;
   CLI::App* bookings_share_;
+  CLI::App* bookings_unshare_;
   CLI::App* verify_;
   CLI::App* ledger_verify_;
   CLI::App* ledger_feed_;

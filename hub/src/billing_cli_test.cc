@@ -140,7 +140,7 @@ TEST_F(BillingCliTest, ABadBookingFileImportsNothing) {
   EXPECT_EQ(r.out, "[]\n");
 }
 
-TEST_F(BillingCliTest, BookingsShareMakesANewLinkAndRevokesTheOld) {
+TEST_F(BillingCliTest, BookingsShareMakesANewLinkRevokesTheOldAndUnshareWithdrawsIt) {
   ImportBookings();
   Output first = Run({"bookings", "share", "ORD-1", "--base-url", "https://hub.example.org/"});
   ASSERT_EQ(first.code, 0) << first.err;
@@ -169,6 +169,21 @@ TEST_F(BillingCliTest, BookingsShareMakesANewLinkAndRevokesTheOld) {
   EXPECT_EQ(on_site.code, 2);
   EXPECT_NE(on_site.err.find("on site"), std::string::npos) << on_site.err;
   EXPECT_EQ(Run({"bookings", "share", "ORD-404"}).code, 2);
+
+  // Withdrawn alone: no link of the order works any more, until `share` makes a new one.
+  Output unshare = Run({"bookings", "unshare", "ORD-1"});
+  ASSERT_EQ(unshare.code, 0) << unshare.err;
+  EXPECT_EQ(unshare.out, "withdrew the share link of order 'ORD-1'\n");
+  store = OpenSqliteStore({.path = db_});
+  ASSERT_TRUE(store.ok());
+  new_link = (*store)->FindShareLink(protocol::Sha256(new_token));
+  ASSERT_TRUE(new_link.ok() && new_link->has_value());
+  EXPECT_TRUE((*new_link)->revoked_unix_ms.has_value());
+  EXPECT_EQ(Run({"bookings", "unshare", "ORD-1"}).out,
+            "order 'ORD-1' has no active share link: nothing to do\n");
+  Output unknown = Run({"bookings", "unshare", "ORD-404"});
+  EXPECT_EQ(unknown.code, 2);
+  EXPECT_NE(unknown.err.find("ORD-404"), std::string::npos) << unknown.err;
 }
 
 TEST_F(BillingCliTest, FromBookingsToTheLedgerTheExportAndTheReport) {

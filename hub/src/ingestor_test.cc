@@ -146,6 +146,9 @@ class FailingStore : public Store {
   Result<std::optional<ShareLink>> FindShareLink(const std::string& sha256) override {
     return inner_->FindShareLink(sha256);
   }
+  Result<bool> RevokeShareLink(const std::string& order_id, int64_t now_unix_ms) override {
+    return inner_->RevokeShareLink(order_id, now_unix_ms);
+  }
 
  private:
   Store* inner_;

@@ -94,8 +94,9 @@ std::optional<HttpResponse> ShareApi::Resolve(const std::string& token, bool htm
                   "This share link is not known. Check that you copied all of it, or ask the "
                   "lab for a new one.");
   if ((*link)->revoked_unix_ms.has_value())
-    return Refuse(html, 410, "Link replaced",
-                  "This share link was replaced by a newer one. Ask the lab for the new link.");
+    return Refuse(html, 410, "Link withdrawn",
+                  "The lab replaced or withdrew this share link. Ask the lab whether there is a "
+                  "new one.");
   Result<std::optional<Booking>> found = s_.store->GetBooking((*link)->order_id);
   if (!found.ok())
     return Refuse(html, 503, "Unavailable", "The hub cannot read its database just now.");

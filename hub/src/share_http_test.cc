@@ -388,6 +388,20 @@ TEST_F(ShareHttpTest, ExpiredReplacedAndWithdrawnLinksAreGone) {
   EXPECT_EQ(Call("GET", "/live/" + current + "/data", "", "").status, 410);
   EXPECT_EQ(CallJson("GET", "/live/" + **fresh + "/data", 200, "", "")["order_id"], "now-1");
 
+  // `bookings unshare` withdraws it alone; the page says so, and shows nothing of the session.
+  Result<std::optional<std::string>> again =
+      IssueShareLink(store_.get(), "now-1", true, clock_.WallUnixMs());
+  ASSERT_TRUE(again.ok() && again->has_value());
+  Result<bool> revoked = store_->RevokeShareLink("now-1", clock_.WallUnixMs());
+  ASSERT_TRUE(revoked.ok() && *revoked);
+  const testing::ClientResponse withdrawn = Call("GET", "/live/" + **again, "", "");
+  EXPECT_EQ(withdrawn.status, 410);
+  EXPECT_NE(withdrawn.body.find("withdrew"), std::string::npos) << withdrawn.body;
+  EXPECT_EQ(withdrawn.body.find("nmr-1"), std::string::npos) << withdrawn.body;
+  EXPECT_EQ(Call("GET", "/live/" + **again + "/data", "", "").status, 410);
+  fresh = IssueShareLink(store_.get(), "now-1", false, clock_.WallUnixMs());
+  ASSERT_TRUE(fresh.ok() && fresh->has_value()) << "no active link is left to replace";
+
   // A booking changed to on site is no longer shared.
   Post(BookingJson("now-1", "nmr-1", now_ - kHourMs, now_ + kHourMs, false), 200);
   EXPECT_EQ(Call("GET", "/live/" + **fresh, "", "").status, 410);

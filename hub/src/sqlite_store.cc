@@ -683,12 +683,8 @@ class SqliteStore : public Store {
     if (!has_active.ok()) return has_active.status();
     if (*has_active) {
       if (!replace_active) return false;
-      Result<SqliteStatement> revoke = db_->Prepare(
-          "UPDATE share_links SET revoked_unix_ms = ? WHERE order_id = ? AND "
-          "revoked_unix_ms IS NULL");
-      if (!revoke.ok()) return revoke.status();
-      INSTRUMETER_RETURN_IF_ERROR(
-          revoke->Bind(1, link.created_unix_ms).Bind(2, link.order_id).Run());
+      Result<bool> revoked = RevokeShareLink(link.order_id, link.created_unix_ms);
+      if (!revoked.ok()) return revoked.status();
     }
     Result<SqliteStatement> insert =
         db_->Prepare("INSERT INTO share_links(sha256, order_id, created_unix_ms) VALUES(?, ?, ?)");
@@ -713,6 +709,18 @@ class SqliteStore : public Store {
     ShareLink link{sha256, s->Text(0), s->Int(1), std::nullopt};
     if (!s->IsNull(2)) link.revoked_unix_ms = s->Int(2);
     return std::optional<ShareLink>(std::move(link));
+  }
+
+  Result<bool> RevokeShareLink(const std::string& order_id, int64_t now_unix_ms) override {
+    Result<SqliteStatement> revoke = db_->Prepare(
+        "UPDATE share_links SET revoked_unix_ms = ? WHERE order_id = ? AND revoked_unix_ms IS "
+        "NULL");
+    if (!revoke.ok()) return revoke.status();
+    INSTRUMETER_RETURN_IF_ERROR(revoke->Bind(1, now_unix_ms)
+                                    .Bind(2, order_id)
+                                    .Run()
+                                    .WithContext("share link of order '" + order_id + "'"));
+    return db_->Changes() > 0;
   }
 
  private:

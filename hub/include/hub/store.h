@@ -324,6 +324,8 @@ class Store {
   virtual Result<bool> AddShareLink(const ShareLink& link, bool replace_active) = 0;
   // The link with this SHA-256 (active or revoked), if any.
   virtual Result<std::optional<ShareLink>> FindShareLink(const std::string& sha256) = 0;
+  // Revokes the order's active link at `now_unix_ms`; false when it had none.
+  virtual Result<bool> RevokeShareLink(const std::string& order_id, int64_t now_unix_ms) = 0;
 };
 
 }  // namespace instrumeter::hub
