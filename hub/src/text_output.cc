@@ -80,7 +80,10 @@ std::string RenderTable(const TextTable& table) {
 std::string RenderCsv(const TextTable& table) {
   std::string out;
   const auto emit = [&](const std::vector<std::string>& row) {
-    for (size_t c = 0; c < row.size(); ++c) out += (c > 0 ? "," : "") + CsvField(row[c]);
+    for (size_t c = 0; c < row.size(); ++c) {
+      if (c > 0) out += ',';
+      out += CsvField(row[c]);
+    }
     out += "\n";
   };
   emit(table.headers);
