@@ -40,9 +40,10 @@ const config::Schema& LogfileSchema() {
       {.name = "position_save_interval_ms",
        .type = config::Type::kInteger,
        .default_value = int64_t{10000},
-       .description = "the position file is rewritten at most this often (and at stop, rotation "
-                      "and truncation); after a crash the lines of the last interval are read "
-                      "again, which gives the same state. 0: after every poll that read a line",
+       .description = "the position file is rewritten at most this often, and at once on a new "
+                      "state, a rotation, a truncation and at stop; after a crash the lines of "
+                      "the last interval are read again, which gives the same state. 0: after "
+                      "every poll that read a line",
        .min = 0,
        .max = 600000},
   };
@@ -80,6 +81,7 @@ Status LogfileAdapter::Start() {
     if (!p.why.empty() && p.why.front() == ' ') p.why.erase(0, 1);
     p.state = ParseSourceState(state_name);
     state_ = p.state;
+    saved_state_ = p.state;
     why_ = p.why;
     saved_ = p;
   } else if (std::filesystem::exists(state_path_)) {
@@ -164,6 +166,7 @@ Status LogfileAdapter::Save() {
     return Status::IoError(Prefix() + "cannot replace " + state_path_);
   last_saved_ = content.str();
   last_save_ms_ = context_.clock->MonotonicMs();
+  saved_state_ = state_;
   jumped_ = false;
   return Status::Ok();
 }
@@ -172,9 +175,11 @@ bool LogfileAdapter::SaveDue() const {
   // A position file rewritten for every line costs a new file and a rename (a few KiB of disk
   // writes each). Deferring it is safe because a restart resumes from the saved line with the
   // saved state and reads the lines after it again: the state is the last matching line's either
-  // way, and lines only ever give a state, nothing that adds up. A jump to another file or back
-  // to offset 0 is saved at once: a stale position there could skip lines instead of rereading.
-  return jumped_ || !last_save_ms_ ||
+  // way, and lines only ever give a state, nothing that adds up. A new state is saved at once, so
+  // the lines after a saved position never change the state, even if a rotation or truncation
+  // while the agent is down keeps them from being read again; a jump to another file or back to
+  // offset 0 is saved at once too, so the position names the file being read.
+  return jumped_ || !last_save_ms_ || state_ != saved_state_ ||
          context_.clock->MonotonicMs() - *last_save_ms_ >= save_interval_ms_;
 }
 

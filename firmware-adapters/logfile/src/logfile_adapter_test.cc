@@ -140,52 +140,57 @@ TEST_F(LogfileTest, ACrashWithinTheSaveIntervalReadsTheLastLinesAgainToTheSameSt
     clock_.Advance(1000);
     Append(log_, "Acquisition started\n");
     EXPECT_EQ(PollOnce(a->adapter()), "state=IN_USE");
+    EXPECT_EQ(SavedPosition(offset_file), "26 IN_USE") << "a new state is saved at once";
     clock_.Advance(1000);
     Append(log_, "ERROR detector\nRun complete\nAcquisition started\n");
     EXPECT_EQ(PollOnce(a->adapter()), "state=IN_USE");
-    EXPECT_EQ(SavedPosition(offset_file), "6 IDLE") << "not rewritten within the interval";
+    clock_.Advance(1000);
+    Append(log_, "noise\n");
+    EXPECT_EQ(PollOnce(a->adapter()), "state=IN_USE");
+    EXPECT_EQ(SavedPosition(offset_file), "26 IN_USE")
+        << "lines that end in the same state are not saved within the interval";
     // Killed without Stop: the saved position is two polls old.
   }
   {
     auto a = Make();
     ASSERT_NE(a, nullptr);
     // The four lines since the save are read again and end where the killed run was: IN_USE,
-    // neither IDLE (the saved state) nor FAULT (a line on the way).
+    // not FAULT or IDLE, which lines on the way gave.
     EXPECT_EQ(PollOnce(a->adapter()), "state=IN_USE");
-    EXPECT_EQ(SavedPosition(offset_file), "74 IN_USE")
-        << "a new run saves its first position at once";
+    EXPECT_EQ(SavedPosition(offset_file), "80 IN_USE") << "a new run saves its first position";
     clock_.Advance(1000);
     Append(log_, "Run complete\n");
     EXPECT_EQ(PollOnce(a->adapter()), "state=IDLE");
-    EXPECT_EQ(SavedPosition(offset_file), "74 IN_USE");
+    EXPECT_EQ(SavedPosition(offset_file), "93 IDLE");
+    clock_.Advance(1000);
+    Append(log_, "noise\n");
+    EXPECT_EQ(PollOnce(a->adapter()), "state=IDLE");
+    EXPECT_EQ(SavedPosition(offset_file), "93 IDLE");
     clock_.Advance(9000);
     EXPECT_EQ(PollOnce(a->adapter()), "state=IDLE");
-    EXPECT_EQ(SavedPosition(offset_file), "87 IDLE")
+    EXPECT_EQ(SavedPosition(offset_file), "99 IDLE")
         << "saved once the interval has passed, without a new line";
-    Append(log_, "Acquisition started\n");
-    EXPECT_EQ(PollOnce(a->adapter()), "state=IN_USE");
+    Append(log_, "noise\n");
+    EXPECT_EQ(PollOnce(a->adapter()), "state=IDLE");
     (*a)->Stop();
-    EXPECT_EQ(SavedPosition(offset_file), "107 IN_USE") << "Stop saves at once";
+    EXPECT_EQ(SavedPosition(offset_file), "105 IDLE") << "Stop saves at once";
   }
 }
 
-TEST_F(LogfileTest, RotationIsSavedAtOnceSoACrashDoesNotSkipTheOldFilesTail) {
+TEST_F(LogfileTest, ARotationIsSavedAtOnceSoThePositionNamesTheFileBeingRead) {
+  const std::string offset_file = dir_.File("logfile-nmr-log.offset");
   instrumeter::testing::WriteFile(log_, "Ready\n");
-  {
-    auto a = Make();
-    ASSERT_NE(a, nullptr);
-    EXPECT_EQ(PollOnce(a->adapter()), "state=IDLE");
-    clock_.Advance(1000);
-    Append(log_, "Acquisition started\n");
-    std::filesystem::rename(log_, log_ + ".1");
-    instrumeter::testing::WriteFile(log_, "noise\n");
-    EXPECT_EQ(PollOnce(a->adapter()), "state=IN_USE");
-    // Killed without Stop. Had the position in the old file been kept, the restart would find
-    // a new file at the path, read it from its start and never see the old file's last line.
-  }
   auto a = Make();
   ASSERT_NE(a, nullptr);
-  EXPECT_EQ(PollOnce(a->adapter()), "state=IN_USE");
+  EXPECT_EQ(PollOnce(a->adapter()), "state=IDLE");
+  const std::string old_file = instrumeter::testing::ReadFile(offset_file);
+  clock_.Advance(1000);
+  Append(log_, "noise\n");
+  std::filesystem::rename(log_, log_ + ".1");
+  instrumeter::testing::WriteFile(log_, "more noise\n");
+  EXPECT_EQ(PollOnce(a->adapter()), "state=IDLE");
+  EXPECT_EQ(SavedPosition(offset_file), "11 IDLE") << "the new file's offset, within the interval";
+  EXPECT_NE(instrumeter::testing::ReadFile(offset_file), old_file);
 }
 
 TEST_F(LogfileTest, ASaveIntervalOfZeroSavesEveryPollThatReadALine) {
