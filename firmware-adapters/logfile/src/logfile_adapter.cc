@@ -37,6 +37,15 @@ const config::Schema& LogfileSchema() {
        .description = "longer lines are cut to this length before the rules see them",
        .min = 256,
        .max = 1 << 24},
+      {.name = "position_save_interval_ms",
+       .type = config::Type::kInteger,
+       .default_value = int64_t{10000},
+       .description = "the position file is rewritten at most this often, and at once on a new "
+                      "state, a rotation, a truncation and at stop; after a crash the lines of "
+                      "the last interval are read again, which gives the same state. 0: after "
+                      "every poll that read a line",
+       .min = 0,
+       .max = 600000},
   };
   return kSchema;
 }
@@ -56,6 +65,7 @@ Status LogfileAdapter::Init(const config::Section& section) {
     initial_state_ = ParseSourceState(section.String("initial_state"));
   max_read_bytes_ = static_cast<size_t>(section.Integer("max_read_bytes"));
   max_line_bytes_ = static_cast<size_t>(section.Integer("max_line_bytes"));
+  save_interval_ms_ = section.Integer("position_save_interval_ms");
   state_path_ = context_.state_dir + "/logfile-" + context_.name + ".offset";
   return Status::Ok();
 }
@@ -71,6 +81,7 @@ Status LogfileAdapter::Start() {
     if (!p.why.empty() && p.why.front() == ' ') p.why.erase(0, 1);
     p.state = ParseSourceState(state_name);
     state_ = p.state;
+    saved_state_ = p.state;
     why_ = p.why;
     saved_ = p;
   } else if (std::filesystem::exists(state_path_)) {
@@ -139,7 +150,10 @@ Status LogfileAdapter::Save() {
   content << "v1 " << file_->identity().device << " " << file_->identity().inode << " "
           << line_start_ << " " << (state_ ? SourceStateName(*state_) : "-") << " "
           << Printable(why_, 400) << "\n";
-  if (content.str() == last_saved_) return Status::Ok();
+  if (content.str() == last_saved_) {
+    jumped_ = false;
+    return Status::Ok();
+  }
   // Write-then-rename, so a crash leaves the old position or the new one, never half of one.
   const std::string tmp = state_path_ + ".tmp";
   {
@@ -151,7 +165,22 @@ Status LogfileAdapter::Save() {
   if (std::rename(tmp.c_str(), state_path_.c_str()) != 0)
     return Status::IoError(Prefix() + "cannot replace " + state_path_);
   last_saved_ = content.str();
+  last_save_ms_ = context_.clock->MonotonicMs();
+  saved_state_ = state_;
+  jumped_ = false;
   return Status::Ok();
+}
+
+bool LogfileAdapter::SaveDue() const {
+  // A position file rewritten for every line costs a new file and a rename (a few KiB of disk
+  // writes each). Deferring it is safe because a restart resumes from the saved line with the
+  // saved state and reads the lines after it again: the state is the last matching line's either
+  // way, and lines only ever give a state, nothing that adds up. A new state is saved at once, so
+  // the lines after a saved position never change the state, even if a rotation or truncation
+  // while the agent is down keeps them from being read again; a jump to another file or back to
+  // offset 0 is saved at once too, so the position names the file being read.
+  return jumped_ || !last_save_ms_ || state_ != saved_state_ ||
+         context_.clock->MonotonicMs() - *last_save_ms_ >= save_interval_ms_;
 }
 
 Status LogfileAdapter::Poll(ObservationSink& sink) {
@@ -162,7 +191,10 @@ Status LogfileAdapter::Poll(ObservationSink& sink) {
   while (true) {
     auto size = file_->Size();
     if (!size.ok()) return size.status().WithContext("logfile '" + context_.name + "'");
-    if (*size < offset_) StartOver(0);  // truncated: whatever is there now is new
+    if (*size < offset_) {  // truncated: whatever is there now is new
+      StartOver(0);
+      jumped_ = true;
+    }
     if (offset_ < *size) {
       if (budget == 0) {
         behind = *size - offset_;
@@ -185,8 +217,9 @@ Status LogfileAdapter::Poll(ObservationSink& sink) {
     if (!next.ok()) break;  // vanished again; keep the old file and look next poll
     file_ = std::move(*next);
     StartOver(0);
+    jumped_ = true;
   }
-  INSTRUMETER_RETURN_IF_ERROR(Save());
+  if (SaveDue()) INSTRUMETER_RETURN_IF_ERROR(Save());
   if (behind > 0)
     return Status::Unavailable(Prefix() + "catching up: " + std::to_string(behind) +
                                " bytes not read yet");

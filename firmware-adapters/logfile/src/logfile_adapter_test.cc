@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "adapters/testing/adapter_harness.h"
 #include "test_support/process.h"
@@ -109,7 +110,7 @@ TEST_F(LogfileTest, RestartContinuesAtTheSavedOffsetWithoutRereading) {
     EXPECT_EQ(PollOnce(a->adapter()), "state=IN_USE") << "the state survives the restart";
     Append(log_, "lete\n");
     EXPECT_EQ(PollOnce(a->adapter()), "state=IDLE");
-    // Killed without Stop: the position was saved by the poll already.
+    // Killed without Stop: a run saves its first new position at once, in the poll.
   }
   auto a = Make();
   ASSERT_NE(a, nullptr);
@@ -118,6 +119,89 @@ TEST_F(LogfileTest, RestartContinuesAtTheSavedOffsetWithoutRereading) {
   EXPECT_EQ(PollOnce(a->adapter()), "state=IDLE");
   Append(log_, "Acquisition started\n");
   EXPECT_EQ(PollOnce(a->adapter()), "state=IN_USE");
+}
+
+// "<offset> <state>" from a position file ("v1 <device> <inode> <offset> <state> <why...>").
+std::string SavedPosition(const std::string& offset_file) {
+  std::istringstream in(instrumeter::testing::ReadFile(offset_file));
+  std::string version, device, inode, offset, state;
+  in >> version >> device >> inode >> offset >> state;
+  return offset + " " + state;
+}
+
+TEST_F(LogfileTest, ACrashWithinTheSaveIntervalReadsTheLastLinesAgainToTheSameState) {
+  const std::string offset_file = dir_.File("logfile-nmr-log.offset");
+  instrumeter::testing::WriteFile(log_, "Ready\n");
+  {
+    auto a = Make();
+    ASSERT_NE(a, nullptr);
+    EXPECT_EQ(PollOnce(a->adapter()), "state=IDLE");
+    EXPECT_EQ(SavedPosition(offset_file), "6 IDLE") << "the first position is saved at once";
+    clock_.Advance(1000);
+    Append(log_, "Acquisition started\n");
+    EXPECT_EQ(PollOnce(a->adapter()), "state=IN_USE");
+    EXPECT_EQ(SavedPosition(offset_file), "26 IN_USE") << "a new state is saved at once";
+    clock_.Advance(1000);
+    Append(log_, "ERROR detector\nRun complete\nAcquisition started\n");
+    EXPECT_EQ(PollOnce(a->adapter()), "state=IN_USE");
+    clock_.Advance(1000);
+    Append(log_, "noise\n");
+    EXPECT_EQ(PollOnce(a->adapter()), "state=IN_USE");
+    EXPECT_EQ(SavedPosition(offset_file), "26 IN_USE")
+        << "lines that end in the same state are not saved within the interval";
+    // Killed without Stop: the saved position is two polls old.
+  }
+  {
+    auto a = Make();
+    ASSERT_NE(a, nullptr);
+    // The four lines since the save are read again and end where the killed run was: IN_USE,
+    // not FAULT or IDLE, which lines on the way gave.
+    EXPECT_EQ(PollOnce(a->adapter()), "state=IN_USE");
+    EXPECT_EQ(SavedPosition(offset_file), "80 IN_USE") << "a new run saves its first position";
+    clock_.Advance(1000);
+    Append(log_, "Run complete\n");
+    EXPECT_EQ(PollOnce(a->adapter()), "state=IDLE");
+    EXPECT_EQ(SavedPosition(offset_file), "93 IDLE");
+    clock_.Advance(1000);
+    Append(log_, "noise\n");
+    EXPECT_EQ(PollOnce(a->adapter()), "state=IDLE");
+    EXPECT_EQ(SavedPosition(offset_file), "93 IDLE");
+    clock_.Advance(9000);
+    EXPECT_EQ(PollOnce(a->adapter()), "state=IDLE");
+    EXPECT_EQ(SavedPosition(offset_file), "99 IDLE")
+        << "saved once the interval has passed, without a new line";
+    Append(log_, "noise\n");
+    EXPECT_EQ(PollOnce(a->adapter()), "state=IDLE");
+    (*a)->Stop();
+    EXPECT_EQ(SavedPosition(offset_file), "105 IDLE") << "Stop saves at once";
+  }
+}
+
+TEST_F(LogfileTest, ARotationIsSavedAtOnceSoThePositionNamesTheFileBeingRead) {
+  const std::string offset_file = dir_.File("logfile-nmr-log.offset");
+  instrumeter::testing::WriteFile(log_, "Ready\n");
+  auto a = Make();
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(PollOnce(a->adapter()), "state=IDLE");
+  const std::string old_file = instrumeter::testing::ReadFile(offset_file);
+  clock_.Advance(1000);
+  Append(log_, "noise\n");
+  std::filesystem::rename(log_, log_ + ".1");
+  instrumeter::testing::WriteFile(log_, "more noise\n");
+  EXPECT_EQ(PollOnce(a->adapter()), "state=IDLE");
+  EXPECT_EQ(SavedPosition(offset_file), "11 IDLE") << "the new file's offset, within the interval";
+  EXPECT_NE(instrumeter::testing::ReadFile(offset_file), old_file);
+}
+
+TEST_F(LogfileTest, ASaveIntervalOfZeroSavesEveryPollThatReadALine) {
+  const std::string offset_file = dir_.File("logfile-nmr-log.offset");
+  instrumeter::testing::WriteFile(log_, "Ready\n");
+  auto a = Make("position_save_interval_ms = 0\n");
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(PollOnce(a->adapter()), "state=IDLE");
+  Append(log_, "Acquisition started\n");
+  EXPECT_EQ(PollOnce(a->adapter()), "state=IN_USE");
+  EXPECT_EQ(SavedPosition(offset_file), "26 IN_USE");
 }
 
 TEST_F(LogfileTest, AFileRotatedWhileStoppedIsReadFromItsStart) {
