@@ -205,9 +205,10 @@ std::vector<const toml::table*> Section::TableArray(const std::string& name) con
 }
 
 Status Section::Error(const std::string& name, const std::string& message) const {
+  // A key left at its default has no line of its own: its section's is named instead.
   const toml::node* node = table_->get(name);
-  const std::string prefix = node != nullptr ? Location(*node) + ": " : std::string();
-  return Status::InvalidArgument(prefix + where_ + ": key '" + name + "': " + message);
+  return Status::InvalidArgument(Location(node != nullptr ? *node : *table_) + ": " + where_ +
+                                 ": key '" + name + "': " + message);
 }
 
 std::string SchemaMarkdown(const Schema& schema) {

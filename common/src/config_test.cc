@@ -70,6 +70,19 @@ TEST(ConfigTest, BadValuesAreRefusedNamingTheKey) {
   EXPECT_NE(missing.status().message().find("required key 'device_id'"), std::string::npos);
 }
 
+TEST(ConfigTest, AnErrorAboutADefaultedKeyNamesItsSection) {
+  toml::table t;
+  auto root = MakeFrom("device_id = \"a\"\n[mqtt]\ndevice_id = \"b\"\n", &t);
+  ASSERT_TRUE(root.ok()) << root.status().ToString();
+  const std::string at_root = root->Error("poll_interval_ms", "too slow").message();
+  EXPECT_EQ(at_root.rfind("agent.toml", 0), 0u) << at_root;
+  EXPECT_NE(at_root.find("key 'poll_interval_ms': too slow"), std::string::npos) << at_root;
+  auto mqtt = Section::Make(*root->Table("mqtt"), TestSchema(), "[mqtt]");
+  ASSERT_TRUE(mqtt.ok()) << mqtt.status().ToString();
+  const std::string in_mqtt = mqtt->Error("poll_interval_ms", "clashes").message();
+  EXPECT_EQ(in_mqtt.rfind("agent.toml:2:", 0), 0u) << in_mqtt;  // the [mqtt] header's line
+}
+
 TEST(ConfigTest, SyntaxErrorNamesLineAndColumn) {
   auto parsed = ParseString("a = \"unterminated\n", "hub.toml");
   ASSERT_FALSE(parsed.ok());
