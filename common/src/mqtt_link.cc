@@ -16,9 +16,9 @@ namespace {
 
 constexpr int kQos = 1;
 
-// Paho counts its connect timeout in whole seconds (under one second is none at all), checks it
-// about once a second, and was once seen answering seconds after it (docs/reliability.md). Its
-// own timeout is what normally answers; this deadline is for the connect it never answers.
+// Paho counts its connect timeout in whole seconds, checks it about once a second, and was once
+// seen answering seconds after it (docs/reliability.md). Its own timeout is what normally
+// answers; this deadline is for the connect it never answers.
 std::chrono::milliseconds GiveUpAfter(const MqttLink::Options& options) {
   return std::chrono::milliseconds(options.give_up_connect_ms > 0
                                        ? options.give_up_connect_ms

@@ -397,13 +397,6 @@ Status SqliteBilling::RecordBatchFacts(int64_t dev_key, const DeviceBatch& batch
     }
   }
 
-  struct Hour {
-    int64_t fresh_samples = 0;
-    int64_t fresh_offset_min_ms = 0;
-    std::optional<int64_t> first;
-    std::optional<int64_t> last;
-  };
-  std::map<int64_t, Hour> hours;
   if (batch.newly_signed.has_value()) {
     // The batch's events are inserted already, so this reads them too.
     SqliteStatement& s = *wall_span_;
@@ -416,6 +409,14 @@ Status SqliteBilling::RecordBatchFacts(int64_t dev_key, const DeviceBatch& batch
     if (*row && !s.IsNull(0)) widen(s.Int(0), s.Int(1) + 1);
     s.Reset();
   }
+
+  struct Hour {
+    int64_t fresh_samples = 0;
+    int64_t fresh_offset_min_ms = 0;
+    std::optional<int64_t> first;
+    std::optional<int64_t> last;
+  };
+  std::map<int64_t, Hour> hours;
   for (const EventRow& e : batch.events) {
     if (e.kind == v1::Event::kSessionMark) widen(e.wall_unix_ms, e.wall_unix_ms + 1);
     if (!e.fresh_heartbeat && !e.sources_disagree) continue;
