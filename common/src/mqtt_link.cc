@@ -1,13 +1,18 @@
 #include "common/mqtt_link.h"
 
+#include <dirent.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <mqtt/async_client.h>
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <deque>
 #include <mutex>
 
@@ -23,6 +28,43 @@ std::chrono::milliseconds GiveUpAfter(const MqttLink::Options& options) {
   return std::chrono::milliseconds(options.give_up_connect_ms > 0
                                        ? options.give_up_connect_ms
                                        : 2 * options.connect_timeout_ms + 2000);
+}
+
+// The port of tcp://host:port or ssl://[v6]:port; 0 if there is none.
+int BrokerPort(const std::string& url) {
+  const size_t colon = url.rfind(':');
+  if (colon == std::string::npos || url.find(']', colon) != std::string::npos) return 0;
+  return std::atoi(url.c_str() + colon + 1);
+}
+
+// Paho C never sets TCP_NODELAY and offers no hook to do it. With Nagle's algorithm on, a small
+// publish waits until the previous one is acknowledged by TCP, which the broker delays up to
+// 40 ms: a hub's acks and an agent's envelopes spent about 40 ms each way in the kernel
+// (docs/performance.md, "Nagle"). So once connected, every TCP socket of this process whose peer
+// has the broker's port gets TCP_NODELAY: the link's own, and those of other links to the same
+// broker, which want it as well. A socket that merely shares the port number (an instrument's
+// Modbus or SCPI port, say) loses nothing by it either: those talk in requests and answers.
+void DisableNagleTowards(int port) {
+  if (port <= 0) return;
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return;
+  while (const dirent* entry = ::readdir(dir)) {
+    char* end = nullptr;
+    const long fd = std::strtol(entry->d_name, &end, 10);
+    if (end == entry->d_name || *end != '\0' || fd == ::dirfd(dir)) continue;
+    sockaddr_storage peer{};
+    socklen_t size = sizeof peer;
+    if (::getpeername(static_cast<int>(fd), reinterpret_cast<sockaddr*>(&peer), &size) != 0)
+      continue;
+    const int peer_port =
+        peer.ss_family == AF_INET    ? ntohs(reinterpret_cast<sockaddr_in*>(&peer)->sin_port)
+        : peer.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&peer)->sin6_port)
+                                     : 0;
+    if (peer_port != port) continue;
+    const int one = 1;
+    (void)::setsockopt(static_cast<int>(fd), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  ::closedir(dir);
 }
 
 }  // namespace
@@ -80,6 +122,7 @@ struct MqttLink::Impl {
   };
 
   Options options;
+  int broker_port = 0;
   std::unique_ptr<mqtt::async_client> client;
   ConnectListener connect_listener{this};
   SubscribeListener subscribe_listener{this};
@@ -140,6 +183,7 @@ MqttLink::MqttLink(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Result<std::unique_ptr<MqttLink>> MqttLink::Create(const Options& options) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
+  impl->broker_port = BrokerPort(options.broker_url);
   impl->event_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (impl->event_fd < 0) return Status::IoError("eventfd failed");
   try {
@@ -275,6 +319,12 @@ std::vector<MqttLink::Event> MqttLink::TakeEvents() {
     impl_->queue.clear();
     impl_->queued_messages = 0;
   }
+  // Before the owner hears of the connection, and so before its first publish on it.
+  for (const Event& e : out)
+    if (e.kind == Event::Kind::kConnected) {
+      DisableNagleTowards(impl_->broker_port);
+      break;
+    }
   if (!impl_->connect_deadline.has_value()) return out;
   for (const Event& e : out)
     if (e.kind != Event::Kind::kMessage) {

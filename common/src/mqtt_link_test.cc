@@ -1,7 +1,12 @@
 #include "common/mqtt_link.h"
 
+#include <dirent.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
+#include <cstdlib>
 #include <thread>
 
 #include "test_support/mosquitto.h"
@@ -73,6 +78,41 @@ TEST_F(MqttLinkTest, DeliversMessagesInOrderAndCountsTheQueue) {
       EXPECT_EQ(e.payload, "m" + std::to_string(i++));
     }
   }
+}
+
+// The TCP_NODELAY setting of every socket of this process connected to `port`.
+std::vector<int> NoDelayOfSocketsTo(int port) {
+  std::vector<int> out;
+  DIR* dir = ::opendir("/proc/self/fd");
+  while (const dirent* entry = dir != nullptr ? ::readdir(dir) : nullptr) {
+    const int fd = std::atoi(entry->d_name);
+    sockaddr_in peer{};
+    socklen_t size = sizeof peer;
+    if (fd <= 2 || ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &size) != 0 ||
+        peer.sin_family != AF_INET || ntohs(peer.sin_port) != port)
+      continue;
+    int value = -1;
+    socklen_t length = sizeof value;
+    if (::getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &value, &length) == 0) out.push_back(value);
+  }
+  if (dir != nullptr) ::closedir(dir);
+  return out;
+}
+
+// Paho never sets TCP_NODELAY; without it a small publish waited up to 40 ms for the TCP
+// acknowledgement of the one before (docs/performance.md, "Nagle"). The link sets it before the
+// owner hears it is connected, again after every reconnect.
+TEST_F(MqttLinkTest, ItsSocketToTheBrokerSendsWithoutDelay) {
+  auto link = MakeLink("nodelay", {"t/#"});
+  EXPECT_EQ(NoDelayOfSocketsTo(broker_->port()), std::vector<int>{1});
+  broker_->Kill();
+  auto lost = Collect(*link, Kind::kConnectionLost, 1, std::chrono::seconds(10));
+  ASSERT_EQ(CountKind(lost, Kind::kConnectionLost), 1u);
+  ASSERT_TRUE(broker_->Restart().ok());
+  ASSERT_TRUE(testing::WaitFor([&] { return link->Connect().ok(); }, std::chrono::seconds(5)));
+  auto back = Collect(*link, Kind::kConnected, 1, std::chrono::seconds(15));
+  ASSERT_EQ(CountKind(back, Kind::kConnected), 1u);
+  EXPECT_EQ(NoDelayOfSocketsTo(broker_->port()), std::vector<int>{1}) << "the new socket too";
 }
 
 TEST_F(MqttLinkTest, ReportsLossAndReconnectsAfterBrokerRestart) {
