@@ -156,6 +156,12 @@ Status Ingestor::BackfillLinks() {
 }
 
 Status Ingestor::ReloadKeys() {
+  Result<int64_t> version = store_->DeviceKeysVersion();
+  if (!version.ok()) return version.status();
+  if (keys_version_ == *version) {
+    keys_loaded_mono_ms_ = clock_->MonotonicMs();
+    return Status::Ok();
+  }
   Result<std::vector<DeviceKey>> rows = store_->ListDeviceKeys();
   if (!rows.ok()) return rows.status();
   const bool keys_loaded_before = keys_loaded_mono_ms_.has_value();
@@ -163,15 +169,22 @@ Status Ingestor::ReloadKeys() {
   for (const DeviceKey& row : *rows) {
     KeyEntry& entry = keys[row.device_id];
     if (row.revoked_unix_ms.has_value()) continue;
-    Result<protocol::VerifyingKey> key = protocol::VerifyingKey::FromRaw(row.public_key);
-    if (!key.ok()) {
-      // Refused like a revoked device: better no telemetry than unverifiable telemetry.
-      log_->Log(spdlog::level::err, "key",
-                "ingest: device '" + row.device_id + "': enrolled key " +
-                    std::to_string(row.key_id) + " is unusable: " + key.status().message());
-      continue;
+    // A key already in force is kept: parsing 100,000 of them again took seconds.
+    if (auto known = keys_.find(row.device_id);
+        known != keys_.end() && known->second.active_key_id == row.key_id &&
+        known->second.active.has_value() && known->second.active->public_key() == row.public_key) {
+      entry.active = std::move(known->second.active);
+    } else {
+      Result<protocol::VerifyingKey> key = protocol::VerifyingKey::FromRaw(row.public_key);
+      if (!key.ok()) {
+        // Refused like a revoked device: better no telemetry than unverifiable telemetry.
+        log_->Log(spdlog::level::err, "key",
+                  "ingest: device '" + row.device_id + "': enrolled key " +
+                      std::to_string(row.key_id) + " is unusable: " + key.status().message());
+        continue;
+      }
+      entry.active = std::move(*key);
     }
-    entry.active = std::move(*key);
     entry.active_key_id = row.key_id;
     entry.chain_reset_requested_unix_ms = row.chain_reset_requested_unix_ms;
   }
@@ -191,6 +204,7 @@ Status Ingestor::ReloadKeys() {
   }
   const bool required_before = SignaturesRequired();
   keys_ = std::move(keys);
+  keys_version_ = *version;
   keys_loaded_mono_ms_ = now;
   if (SignaturesRequired() != required_before && keys_loaded_before)
     spdlog::warn(SignaturesRequired()

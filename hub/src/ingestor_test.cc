@@ -6,6 +6,7 @@
 
 #include "hub/sqlite_store.h"
 #include "hub_testing/events.h"
+#include "protocol/chain.h"
 #include "protocol/topics.h"
 #include "test_support/process.h"
 
@@ -44,11 +45,13 @@ class FakeDownlink : public Downlink {
   std::vector<Resend> resends;
 };
 
-// A store whose commits fail while `fail` is set, as a full disk makes them.
+// A store whose commits fail while `fail` is set, as a full disk makes them; it counts how often
+// the device keys were listed.
 class FailingStore : public Store {
  public:
   explicit FailingStore(Store* inner) : inner_(inner) {}
   bool fail = false;
+  int key_lists = 0;
 
   Status PutInstruments(const std::vector<Instrument>& in, int64_t now) override {
     return inner_->PutInstruments(in, now);
@@ -121,7 +124,11 @@ class FailingStore : public Store {
     return inner_->ReadLatestLedgerEntries(from, to);
   }
   Status AddDeviceKey(DeviceKey* key) override { return inner_->AddDeviceKey(key); }
-  Result<std::vector<DeviceKey>> ListDeviceKeys() override { return inner_->ListDeviceKeys(); }
+  Result<std::vector<DeviceKey>> ListDeviceKeys() override {
+    ++key_lists;
+    return inner_->ListDeviceKeys();
+  }
+  Result<int64_t> DeviceKeysVersion() override { return inner_->DeviceKeysVersion(); }
   Status RevokeDeviceKey(const std::string& id, int64_t now) override {
     return inner_->RevokeDeviceKey(id, now);
   }
@@ -315,6 +322,34 @@ TEST_F(IngestorTest, AGapIsRequestedAndFillingItMakesTheAckJump) {
   EXPECT_EQ(LastAck(), 8u);
   EXPECT_EQ(downlink_.resends.size(), 2u);
   EXPECT_EQ(Record(store_.get()).derivation.last->seq, 8u);
+}
+
+// Every key_reload_ms the hub asks whether the keys changed; it reads and parses them again only
+// when they did (at 100,000 devices a full reload every 2 s stalled ingest: docs/performance.md).
+TEST_F(IngestorTest, DeviceKeysAreReadAgainOnlyWhenTheyChanged) {
+  FailingStore counting(store_.get());
+  auto ingestor = MakeIngestor(&counting);
+  EXPECT_EQ(counting.key_lists, 1) << "read once at start";
+  for (int i = 0; i < 3; ++i) {
+    clock_.Advance(options_.key_reload_ms);
+    ingestor->Poll();
+  }
+  EXPECT_EQ(counting.key_lists, 1) << "nothing changed";
+
+  auto key = protocol::SigningKey::Generate();
+  ASSERT_TRUE(key.ok());
+  DeviceKey enrolled{.device_id = kDevice, .public_key = key->public_key(), .cert_serial = "01"};
+  ASSERT_TRUE(store_->AddDeviceKey(&enrolled).ok());  // as the CLI does, beside the hub
+  clock_.Advance(options_.key_reload_ms);
+  ingestor->Poll();
+  // (IngestSecurityTest shows each such change taking effect.)
+  EXPECT_EQ(counting.key_lists, 2) << "an enrolment is read";
+
+  ASSERT_TRUE(store_->RequestChainReset(kDevice, 1000).ok());
+  ASSERT_TRUE(store_->RevokeDeviceKey(kDevice, 2000).ok());
+  clock_.Advance(options_.key_reload_ms);
+  ingestor->Poll();
+  EXPECT_EQ(counting.key_lists, 3) << "a chain reset and a revocation, read together";
 }
 
 TEST_F(IngestorTest, NothingIsAckedWhileCommitsFailAndTheBatchCommitsLater) {

@@ -13,7 +13,7 @@ namespace {
 
 // Migration N (0-based) takes the database from user_version N to N + 1. Append only: a
 // released migration is never edited.
-constexpr std::array<const char*, 4> kMigrations = {
+constexpr std::array<const char*, 5> kMigrations = {
     R"sql(
 CREATE TABLE instruments(
   instrument_id TEXT PRIMARY KEY,
@@ -150,6 +150,22 @@ CREATE TABLE bookings_version(
   version INTEGER NOT NULL
 );
 INSERT INTO bookings_version(one, version) VALUES(1, 0);
+)sql",
+    // 5: the running hub re-reads the device keys only when they changed: reading and parsing
+    // every key every key_reload_ms stalled ingest for seconds at 100,000 devices
+    // (docs/performance.md, "Capacity"). Triggers count every change, from any process.
+    R"sql(
+CREATE TABLE device_keys_version(
+  one INTEGER PRIMARY KEY CHECK(one = 1),
+  version INTEGER NOT NULL
+);
+INSERT INTO device_keys_version(one, version) VALUES(1, 0);
+CREATE TRIGGER device_keys_inserted AFTER INSERT ON device_keys
+  BEGIN UPDATE device_keys_version SET version = version + 1 WHERE one = 1; END;
+CREATE TRIGGER device_keys_updated AFTER UPDATE ON device_keys
+  BEGIN UPDATE device_keys_version SET version = version + 1 WHERE one = 1; END;
+CREATE TRIGGER device_keys_deleted AFTER DELETE ON device_keys
+  BEGIN UPDATE device_keys_version SET version = version + 1 WHERE one = 1; END;
 )sql",
 };
 
@@ -511,6 +527,17 @@ class SqliteStore : public Store {
     INSTRUMETER_RETURN_IF_ERROR(st);
     key->key_id = db_->LastInsertRowId();
     return Status::Ok();
+  }
+
+  Result<int64_t> DeviceKeysVersion() override {
+    Result<SqliteStatement> s =
+        db_->Prepare("SELECT version FROM device_keys_version WHERE one = 1");
+    if (!s.ok()) return s.status();
+    Result<bool> row = s->Step();
+    if (!row.ok()) return row.status();
+    if (!*row)
+      return Status::Corruption("database " + db_->path() + ": device_keys_version is empty");
+    return s->Int(0);
   }
 
   Result<std::vector<DeviceKey>> ListDeviceKeys() override {

@@ -227,6 +227,38 @@ TEST_F(SqliteStoreTest, RefusesADatabaseFromANewerHub) {
   EXPECT_NE(store.status().message().find("99"), std::string::npos);
 }
 
+// Every change to device_keys moves the version, whoever makes it; ingest does not.
+TEST_F(SqliteStoreTest, DeviceKeysVersionMovesWithEveryKeyChange) {
+  std::unique_ptr<Store> store = Open();
+  auto version = [&] {
+    Result<int64_t> v = store->DeviceKeysVersion();
+    EXPECT_TRUE(v.ok()) << v.status().ToString();
+    return v.ok() ? *v : -1;
+  };
+  const int64_t start = version();
+  DeviceKey key{.device_id = "nmr-1", .public_key = std::string(32, 'k'), .cert_serial = "01"};
+  ASSERT_TRUE(store->AddDeviceKey(&key).ok());
+  const int64_t enrolled = version();
+  EXPECT_GT(enrolled, start);
+  ASSERT_TRUE(store->RequestChainReset("nmr-1", 1000).ok());
+  const int64_t reset = version();
+  EXPECT_GT(reset, enrolled);
+  ASSERT_TRUE(store->RevokeDeviceKey("nmr-1", 2000).ok());
+  const int64_t revoked = version();
+  EXPECT_GT(revoked, reset);
+  // Another process writing the table directly (bench_setup does) is counted too.
+  auto db = SqliteDb::Open(path_, {});
+  ASSERT_TRUE(db.ok());
+  ASSERT_TRUE((*db)
+                  ->Exec("INSERT INTO device_keys(device_id, public_key, cert_serial, "
+                         "enrolled_unix_ms) VALUES('dev-2', zeroblob(32), '02', 0)")
+                  .ok());
+  EXPECT_GT(version(), revoked);
+  const int64_t after_insert = version();
+  ASSERT_TRUE(store->CommitBatch({{FirstBatch()}}).ok());
+  EXPECT_EQ(version(), after_insert) << "ingest is not a key change";
+}
+
 TEST_F(SqliteStoreTest, SchemaIsVersioned) {
   std::unique_ptr<Store> store = Open();
   auto db = SqliteDb::Open(path_, {});

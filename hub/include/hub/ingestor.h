@@ -257,6 +257,7 @@ class Ingestor {
   // Enrolled keys by device id, reloaded every key_reload_ms.
   std::unordered_map<std::string, KeyEntry> keys_;
   std::optional<int64_t> keys_loaded_mono_ms_;
+  std::optional<int64_t> keys_version_;  // Store::DeviceKeysVersion when keys_ was read
 
   // Registry cache: known ids stay known; a miss is looked up again after registry_recheck_ms.
   std::set<std::string> registered_;

@@ -301,6 +301,9 @@ class Store {
   virtual Status AddDeviceKey(DeviceKey* key) = 0;
   // Every key, active and revoked, by device id then key id.
   virtual Result<std::vector<DeviceKey>> ListDeviceKeys() = 0;
+  // A number that grows with every change to the keys (enrolment, revocation, chain reset
+  // request; from any process): the running hub reads the keys again only when it moved.
+  virtual Result<int64_t> DeviceKeysVersion() = 0;
   // Revokes the device's active key, recording its signed_through at this moment, in one
   // transaction. NotFound when it has no active key.
   virtual Status RevokeDeviceKey(const std::string& device_id, int64_t now_unix_ms) = 0;
