@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <memory>
 #include <optional>
+#include <unordered_map>
 
 #include "common/mqtt_link.h"
 #include "protocol/codec.h"
@@ -38,7 +39,7 @@ int64_t MonoMs() {
 struct Device {
   std::string id;
   std::string up_topic;
-  std::unique_ptr<MqttLink> link;
+  size_t connection = 0;  // index into the connections
   std::optional<protocol::SigningKey> key;
   std::optional<int64_t> last_signed_ms;
   uint64_t chain_seq = 0;  // chain_link is link_{chain_seq}
@@ -47,11 +48,18 @@ struct Device {
   std::vector<int32_t> sent_ms;  // backlog mode: [i] first publication of sequence i + 1
   uint64_t acked = 0;
   uint64_t next_to_send = 1;
+  bool drained = false;
+  bool queued = false;           // in the work list of the next pass
+  int64_t last_progress_ms = 0;  // last ack advance or (re)start of sending
+};
+
+// One MQTT connection, carrying the devices of one group (devices_per_connection).
+struct Connection {
+  std::unique_ptr<MqttLink> link;
+  std::vector<size_t> devices;
   bool connected = false;
   bool ever_connected = false;
-  bool drained = false;
   int64_t reconnect_at_ms = -1;
-  int64_t last_progress_ms = 0;  // last ack advance or (re)start of sending
 };
 
 // link_S of `d` over the shared backlog `events`, going forward from the last link computed
@@ -155,12 +163,329 @@ std::vector<std::string> MakeBacklog(const std::string& boot_id, int count, int6
   return out;
 }
 
+namespace {
+
+// One RunLoad: the devices, their connections and the report, and what one pass of the loop does.
+// Only devices with something to do are visited: those a connection event or an ack touched, those
+// whose next event became due (live mode), those the rate or Paho held back in the last pass and,
+// every kSweepMs, all of them (ack timeouts), so that 100,000 emulated devices cost little while
+// idle.
+class LoadRun {
+ public:
+  LoadRun(const LoadOptions& options, LoadReport* report) : o_(options), report_(*report) {}
+
+  Status Setup() {
+    live_ = o_.period_ms > 0;
+    if (live_)
+      report_.offered_events_per_s =
+          static_cast<double>(o_.devices) * 1000.0 / static_cast<double>(o_.period_ms);
+    // Every device sends the same event bytes (only its chain, keyed by its id, differs).
+    events_ =
+        MakeBacklog(kBootId, o_.backlog, &report_.expected_powered_ms, &report_.expected_in_use_ms);
+    closes_state_.resize(events_.size());
+    for (size_t i = 0; i < events_.size(); ++i) {
+      v1::Event event;
+      closes_state_[i] = !event.ParseFromString(events_[i]) || protocol::ClosesState(event);
+    }
+    const size_t per_connection = static_cast<size_t>(o_.devices_per_connection);
+    devices_.resize(static_cast<size_t>(o_.devices));
+    for (size_t i = 0; i < devices_.size(); ++i) {
+      Device& d = devices_[i];
+      d.id = DeviceId(o_, static_cast<int>(i));
+      d.up_topic = protocol::Topic(d.id, Channel::kUp);
+      by_id_[d.id] = i;
+      if (o_.sign) {
+        auto key = DeviceKey(d.id);
+        if (!key.ok()) return key.status();
+        d.key.emplace(std::move(*key));
+      }
+      if (live_)
+        d.due_offset_ms = static_cast<int64_t>(i) * o_.period_ms / o_.devices;
+      else
+        d.sent_ms.assign(events_.size(), -1);
+      d.connection = i / per_connection;
+      if (d.connection == connections_.size()) connections_.emplace_back();
+      connections_[d.connection].devices.push_back(i);
+    }
+    for (size_t c = 0; c < connections_.size(); ++c) {
+      Connection& conn = connections_[c];
+      MqttLink::Options link;
+      link.broker_url = o_.broker_url;
+      // One device per connection connects as that device, as an agent does.
+      link.client_id =
+          per_connection == 1 ? devices_[c].id : o_.device_prefix + "conn-" + std::to_string(c);
+      for (size_t i : conn.devices)
+        link.subscriptions.push_back(protocol::Topic(devices_[i].id, Channel::kAck));
+      const size_t in_flight = conn.devices.size() * static_cast<size_t>(o_.window + 2);
+      link.max_inflight = static_cast<int>(std::min<size_t>(in_flight, 65'535));
+      link.max_buffered_messages = static_cast<int>(std::max<size_t>(100, in_flight));
+      auto created = MqttLink::Create(link);
+      if (!created.ok()) return created.status().WithContext("connection " + link.client_id);
+      conn.link = std::move(*created);
+    }
+    latencies_.reserve(devices_.size() * events_.size());
+    return Status::Ok();
+  }
+
+  Status Run() {
+    start_ = MonoMs();
+    // Every connect first, then wait for all (Paho C makes sequential connects slow).
+    for (Connection& c : connections_)
+      if (!c.link->Connect().ok()) c.reconnect_at_ms = start_ + o_.reconnect_ms;
+    std::vector<pollfd> fds(connections_.size());
+    for (size_t i = 0; i < connections_.size(); ++i)
+      fds[i] = {connections_[i].link->wake_fd(), POLLIN, 0};
+    int64_t next_sweep_ms = start_;
+    while (drained_ < o_.devices) {
+      const int64_t now = MonoMs();
+      if (now - start_ > o_.timeout_ms) break;
+      // Live mode wakes often: an event due must go out within a few ms to measure the hub.
+      ::poll(fds.data(), fds.size(), live_ ? 2 : 20);
+      if (o_.rate > 0) {
+        // A burst of at most one second, and never less than one envelope.
+        const double burst = std::max(o_.rate, static_cast<double>(o_.events_per_envelope));
+        tokens_ =
+            std::min(burst, tokens_ + o_.rate * static_cast<double>(now - tokens_at_) / 1000.0);
+        tokens_at_ = now;
+      }
+      for (size_t c = 0; c < connections_.size(); ++c) {
+        // Only links that signalled: TakeEvents costs a read(2).
+        if (fds[c].revents != 0)
+          for (MqttLink::Event& e : connections_[c].link->TakeEvents()) OnEvent(c, e);
+        Connection& conn = connections_[c];
+        if (!conn.connected && conn.reconnect_at_ms >= 0 && MonoMs() >= conn.reconnect_at_ms) {
+          conn.reconnect_at_ms = -1;
+          if (!conn.link->Connect().ok()) conn.reconnect_at_ms = MonoMs() + o_.reconnect_ms;
+        }
+      }
+      if (live_) QueueDue();
+      if (MonoMs() >= next_sweep_ms) {
+        for (size_t i = 0; i < devices_.size(); ++i) Queue(i);
+        next_sweep_ms = MonoMs() + kSweepMs;
+      }
+      std::vector<size_t> work;
+      work.swap(work_);
+      for (size_t i : work) {
+        devices_[i].queued = false;
+        INSTRUMETER_RETURN_IF_ERROR(Service(i));
+      }
+      for (size_t i : held_back_) Queue(i);
+      held_back_.clear();
+    }
+    const int64_t end = MonoMs();
+    report_.drain_ms = end - start_;
+    report_.drain_after_last_due_ms =
+        live_ ? end - (schedule_ms_ < 0 ? start_ : DueMs(devices_.back(), events_.size()))
+              : report_.drain_ms;
+    report_.devices_drained = drained_;
+    report_.complete = drained_ == o_.devices;
+    report_.events_total = static_cast<uint64_t>(o_.devices) * events_.size();
+    report_.events_per_s = report_.drain_ms > 0 ? static_cast<double>(report_.events_total) *
+                                                      1000.0 / static_cast<double>(report_.drain_ms)
+                                                : 0;
+    report_.ack_latency = SummariseLatencies(&latencies_);
+    for (Connection& c : connections_) c.link->Disconnect(std::chrono::milliseconds(200));
+    return Status::Ok();
+  }
+
+ private:
+  static constexpr int64_t kSweepMs = 1000;
+  static constexpr const char* kBootId = "loadgen-0000-0000-0000-000000000001";
+
+  void Queue(size_t i) {
+    if (devices_[i].queued) return;
+    devices_[i].queued = true;
+    work_.push_back(i);
+  }
+
+  // Live mode: when sequence `seq` of `d` became due.
+  int64_t DueMs(const Device& d, uint64_t seq) const {
+    return schedule_ms_ + d.due_offset_ms + static_cast<int64_t>(seq - 1) * o_.period_ms;
+  }
+
+  // Live mode: queues every device whose next event became due since the last pass. Due times
+  // ascend with the device index within each period, so one cursor walks them in order.
+  void QueueDue() {
+    if (schedule_ms_ < 0 && MonoMs() - start_ > kScheduleGraceMs) schedule_ms_ = MonoMs();
+    if (schedule_ms_ < 0) return;
+    const uint64_t n = devices_.size();
+    const int64_t now = MonoMs();
+    while (due_cursor_ < n * events_.size()) {
+      const Device& d = devices_[due_cursor_ % n];
+      if (DueMs(d, due_cursor_ / n + 1) > now) break;
+      Queue(due_cursor_ % n);
+      ++due_cursor_;
+    }
+  }
+
+  void OnEvent(size_t c, MqttLink::Event& e) {
+    Connection& conn = connections_[c];
+    switch (e.kind) {
+      case MqttLink::Event::Kind::kConnected:
+        conn.connected = true;
+        if (!conn.ever_connected) {
+          conn.ever_connected = true;
+          // Live mode: the schedule starts once every connection is up (or after a grace), so
+          // that connecting, which the protocol does not time, is not counted as latency.
+          if (++connected_once_ == connections_.size()) {
+            report_.connect_ms = MonoMs() - start_;
+            schedule_ms_ = MonoMs();
+          }
+        }
+        for (size_t i : conn.devices) {
+          Device& d = devices_[i];
+          d.next_to_send = d.acked + 1;  // go-back-N after every (re)connect
+          d.last_progress_ms = MonoMs();
+          Queue(i);
+        }
+        break;
+      case MqttLink::Event::Kind::kConnectFailed:
+      case MqttLink::Event::Kind::kConnectionLost:
+        if (conn.connected) ++report_.connection_losses;
+        conn.connected = false;
+        conn.reconnect_at_ms = MonoMs() + o_.reconnect_ms;
+        break;
+      case MqttLink::Event::Kind::kMessage: {
+        auto topic = protocol::ParseTopic(e.topic);
+        if (!topic.ok()) break;
+        auto it = by_id_.find(topic->device_id);
+        v1::Downlink downlink;
+        if (it == by_id_.end() || !downlink.ParseFromString(e.payload)) break;
+        OnDownlink(it->second, downlink);
+        Queue(it->second);
+        break;
+      }
+    }
+  }
+
+  void OnDownlink(size_t i, const v1::Downlink& downlink) {
+    Device& d = devices_[i];
+    if (downlink.has_ack()) {
+      ++report_.acks;
+      const uint64_t n =
+          std::min<uint64_t>(downlink.ack().highest_contiguous_sequence(), events_.size());
+      if (n <= d.acked) return;
+      const int64_t acked_at = MonoMs();
+      for (uint64_t seq = d.acked + 1; seq <= n; ++seq) {
+        // Stored by an earlier run and never sent by this one: no latency to measure.
+        if (!live_ && d.sent_ms[seq - 1] < 0) continue;
+        const int64_t from = live_ ? DueMs(d, seq) : start_ + d.sent_ms[seq - 1];
+        latencies_.push_back(static_cast<int32_t>(std::max<int64_t>(0, acked_at - from)));
+      }
+      d.acked = n;
+      d.last_progress_ms = acked_at;
+      d.next_to_send = std::max(d.next_to_send, d.acked + 1);
+    } else if (downlink.has_resend()) {
+      ++report_.resend_requests;
+      d.next_to_send = d.acked + 1;
+    }
+  }
+
+  // Sends what device i's window allows of what its outbox holds: everything (backlog) or what
+  // became due (live).
+  Status Service(size_t i) {
+    Device& d = devices_[i];
+    const uint64_t backlog = events_.size();
+    if (d.drained) return Status::Ok();
+    if (d.acked >= backlog) {
+      d.drained = true;
+      ++drained_;
+      return Status::Ok();
+    }
+    if (!connections_[d.connection].connected) return Status::Ok();
+    if (d.next_to_send > d.acked + 1 && MonoMs() - d.last_progress_ms > o_.ack_timeout_ms) {
+      ++report_.ack_timeouts;
+      d.next_to_send = d.acked + 1;
+      d.last_progress_ms = MonoMs();
+    }
+    uint64_t available = backlog;
+    if (live_) {
+      const int64_t since = schedule_ms_ < 0 ? -1 : MonoMs() - schedule_ms_ - d.due_offset_ms;
+      available =
+          since < 0 ? 0
+                    : std::min<uint64_t>(backlog, static_cast<uint64_t>(since / o_.period_ms) + 1);
+    }
+    const size_t per_envelope = static_cast<size_t>(o_.events_per_envelope);
+    // Envelopes in flight: what was sent beyond the ack, in envelope units.
+    while (d.next_to_send <= available &&
+           (d.next_to_send - d.acked - 1) < per_envelope * static_cast<size_t>(o_.window)) {
+      const uint64_t first = d.next_to_send;
+      const uint64_t last = std::min<uint64_t>(available, first + per_envelope - 1);
+      const double n = static_cast<double>(last - first + 1);
+      if (o_.rate > 0 && tokens_ < n) {
+        held_back_.push_back(i);
+        break;
+      }
+      const int64_t sent_at = MonoMs();
+      // The agent's rule (protocol/README.md, "Signing").
+      bool sign =
+          d.key.has_value() && (last > first || !d.last_signed_ms.has_value() ||
+                                sent_at - *d.last_signed_ms >= protocol::kMaxSignatureIntervalMs);
+      for (uint64_t seq = first; seq <= last && d.key.has_value() && !sign; ++seq)
+        sign = closes_state_[seq - 1];
+      std::optional<v1::Signature> signature;
+      if (sign) {
+        auto signed_head = d.key->SignHead(d.id, last, LinkAt(&d, last, events_));
+        if (!signed_head.ok()) return signed_head.status().WithContext("device " + d.id);
+        signature = std::move(*signed_head);
+      }
+      std::vector<std::string> batch(events_.begin() + static_cast<std::ptrdiff_t>(first - 1),
+                                     events_.begin() + static_cast<std::ptrdiff_t>(last));
+      if (!connections_[d.connection]
+               .link
+               ->Publish(d.up_topic,
+                         protocol::EncodeEnvelope(d.id, kBootId, first, batch,
+                                                  signature ? &*signature : nullptr),
+                         false)
+               .ok()) {
+        held_back_.push_back(i);  // Paho's buffer is full
+        break;
+      }
+      if (signature) {
+        d.last_signed_ms = sent_at;
+        ++report_.envelopes_signed;
+      }
+      if (!live_)
+        for (uint64_t seq = first; seq <= last; ++seq)
+          if (d.sent_ms[seq - 1] < 0) d.sent_ms[seq - 1] = static_cast<int32_t>(sent_at - start_);
+      if (o_.rate > 0) tokens_ -= n;
+      ++report_.envelopes_sent;
+      report_.events_sent += last - first + 1;
+      if (d.next_to_send == d.acked + 1) d.last_progress_ms = sent_at;
+      d.next_to_send = last + 1;
+    }
+    return Status::Ok();
+  }
+
+  const LoadOptions& o_;
+  LoadReport& report_;
+  bool live_ = false;
+  std::vector<std::string> events_;
+  std::vector<bool> closes_state_;
+  std::vector<Device> devices_;
+  std::unordered_map<std::string, size_t> by_id_;
+  std::vector<Connection> connections_;
+  std::vector<size_t> work_;
+  std::vector<size_t> held_back_;
+  std::vector<int32_t> latencies_;
+  int64_t start_ = 0;
+  int64_t schedule_ms_ = -1;
+  uint64_t due_cursor_ = 0;  // live mode: the due events queued so far, in due order
+  size_t connected_once_ = 0;
+  int drained_ = 0;
+  double tokens_ = 0;
+  int64_t tokens_at_ = 0;
+};
+
+}  // namespace
+
 Result<LoadReport> RunLoad(const LoadOptions& options) {
   if (options.devices < 1 || options.backlog < 1 || options.events_per_envelope < 1 ||
-      options.window < 1 || options.period_ms < 0)
+      options.window < 1 || options.period_ms < 0 || options.devices_per_connection < 1)
     return Status::InvalidArgument(
-        "devices, backlog, events per envelope and window must be >= 1, period >= 0");
-  // Each device holds a socket and an eventfd: a thousand devices pass the usual soft limit.
+        "devices, backlog, events per envelope, window and devices per connection must be >= 1, "
+        "period >= 0");
+  // Each connection holds a socket and an eventfd: a thousand pass the usual soft limit.
   rlimit files{};
   if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
     files.rlim_cur = files.rlim_max;
@@ -169,213 +494,9 @@ Result<LoadReport> RunLoad(const LoadOptions& options) {
   LoadReport report;
   report.devices = options.devices;
   report.backlog = options.backlog;
-  const bool live = options.period_ms > 0;
-  if (live)
-    report.offered_events_per_s =
-        static_cast<double>(options.devices) * 1000.0 / static_cast<double>(options.period_ms);
-  const std::string boot_id = "loadgen-0000-0000-0000-000000000001";
-  // Every device sends the same event bytes (only its chain, keyed by its id, differs).
-  const std::vector<std::string> events = MakeBacklog(
-      boot_id, options.backlog, &report.expected_powered_ms, &report.expected_in_use_ms);
-  std::vector<bool> closes_state(events.size());
-  for (size_t i = 0; i < events.size(); ++i) {
-    v1::Event event;
-    closes_state[i] = !event.ParseFromString(events[i]) || protocol::ClosesState(event);
-  }
-  std::vector<Device> devices(static_cast<size_t>(options.devices));
-  for (int i = 0; i < options.devices; ++i) {
-    Device& d = devices[static_cast<size_t>(i)];
-    d.id = DeviceId(options, i);
-    d.up_topic = protocol::Topic(d.id, Channel::kUp);
-    if (options.sign) {
-      auto key = DeviceKey(d.id);
-      if (!key.ok()) return key.status();
-      d.key.emplace(std::move(*key));
-    }
-    if (live)
-      d.due_offset_ms = static_cast<int64_t>(i) * options.period_ms / options.devices;
-    else
-      d.sent_ms.assign(events.size(), -1);
-    MqttLink::Options link;
-    link.broker_url = options.broker_url;
-    link.client_id = d.id;
-    link.subscriptions = {protocol::Topic(d.id, Channel::kAck)};
-    link.max_inflight = options.window + 2;
-    auto created = MqttLink::Create(link);
-    if (!created.ok()) return created.status().WithContext("device " + d.id);
-    d.link = std::move(*created);
-  }
-  std::vector<int32_t> latencies;
-  latencies.reserve(devices.size() * events.size());
-
-  const int64_t start = MonoMs();
-  // Every connect first, then wait for all (Paho C makes sequential connects slow).
-  for (Device& d : devices) {
-    if (!d.link->Connect().ok()) d.reconnect_at_ms = start + options.reconnect_ms;
-  }
-  const size_t per_envelope = static_cast<size_t>(options.events_per_envelope);
-  const uint64_t backlog = static_cast<uint64_t>(options.backlog);
-  // Live mode: the schedule starts once every device is connected (or the first connects
-  // failed), so that connecting, which the protocol does not time, is not counted as latency.
-  int64_t schedule_ms = -1;
-  // Live mode: when sequence `seq` of `d` became due.
-  auto due_ms = [&](const Device& d, uint64_t seq) {
-    return schedule_ms + d.due_offset_ms + static_cast<int64_t>(seq - 1) * options.period_ms;
-  };
-  double tokens = 0;
-  int64_t tokens_at = start;
-  int connected_once = 0;
-  int drained = 0;
-  std::vector<pollfd> fds(devices.size());
-  for (size_t i = 0; i < devices.size(); ++i) fds[i] = {devices[i].link->wake_fd(), POLLIN, 0};
-
-  while (drained < options.devices) {
-    const int64_t now = MonoMs();
-    if (now - start > options.timeout_ms) break;
-    // Live mode wakes often: an event due must go out within a few ms to measure the hub.
-    ::poll(fds.data(), fds.size(), live ? 2 : 20);
-    if (options.rate > 0) {
-      // A burst of at most one second, and never less than one envelope.
-      const double burst = std::max(options.rate, static_cast<double>(per_envelope));
-      tokens =
-          std::min(burst, tokens + options.rate * static_cast<double>(now - tokens_at) / 1000.0);
-      tokens_at = now;
-    }
-    for (size_t i = 0; i < devices.size(); ++i) {
-      Device& d = devices[i];
-      // Only links that signalled: TakeEvents costs a read(2), and thousands of devices are
-      // visited every few milliseconds.
-      std::vector<MqttLink::Event> taken;
-      if (fds[i].revents != 0) taken = d.link->TakeEvents();
-      for (MqttLink::Event& e : taken) {
-        switch (e.kind) {
-          case MqttLink::Event::Kind::kConnected:
-            d.connected = true;
-            if (!d.ever_connected) {
-              d.ever_connected = true;
-              if (++connected_once == options.devices) {
-                report.connect_ms = MonoMs() - start;
-                schedule_ms = MonoMs();
-              }
-            }
-            d.next_to_send = d.acked + 1;  // go-back-N after every (re)connect
-            d.last_progress_ms = MonoMs();
-            break;
-          case MqttLink::Event::Kind::kConnectFailed:
-          case MqttLink::Event::Kind::kConnectionLost:
-            if (d.connected) ++report.connection_losses;
-            d.connected = false;
-            d.reconnect_at_ms = MonoMs() + options.reconnect_ms;
-            break;
-          case MqttLink::Event::Kind::kMessage: {
-            v1::Downlink downlink;
-            if (!downlink.ParseFromString(e.payload)) break;
-            if (downlink.has_ack()) {
-              ++report.acks;
-              const uint64_t n = std::min(downlink.ack().highest_contiguous_sequence(), backlog);
-              if (n > d.acked) {
-                const int64_t acked_at = MonoMs();
-                for (uint64_t seq = d.acked + 1; seq <= n; ++seq) {
-                  // Stored by an earlier run and never sent by this one: no latency to measure.
-                  if (!live && d.sent_ms[seq - 1] < 0) continue;
-                  const int64_t from = live ? due_ms(d, seq) : start + d.sent_ms[seq - 1];
-                  latencies.push_back(static_cast<int32_t>(std::max<int64_t>(0, acked_at - from)));
-                }
-                d.acked = n;
-                d.last_progress_ms = acked_at;
-                d.next_to_send = std::max(d.next_to_send, d.acked + 1);
-              }
-            } else if (downlink.has_resend()) {
-              ++report.resend_requests;
-              d.next_to_send = d.acked + 1;
-            }
-            break;
-          }
-        }
-      }
-      if (!d.drained && d.acked >= backlog) {
-        d.drained = true;
-        ++drained;
-        continue;
-      }
-      if (d.drained) continue;
-      if (!d.connected) {
-        if (d.reconnect_at_ms >= 0 && MonoMs() >= d.reconnect_at_ms) {
-          d.reconnect_at_ms = -1;
-          if (!d.link->Connect().ok()) d.reconnect_at_ms = MonoMs() + options.reconnect_ms;
-        }
-        continue;
-      }
-      if (d.next_to_send > d.acked + 1 && MonoMs() - d.last_progress_ms > options.ack_timeout_ms) {
-        ++report.ack_timeouts;
-        d.next_to_send = d.acked + 1;
-        d.last_progress_ms = MonoMs();
-      }
-      // What this device's outbox holds: everything (backlog) or what became due (live).
-      uint64_t available = backlog;
-      if (live) {
-        if (schedule_ms < 0 && MonoMs() - start > kScheduleGraceMs) schedule_ms = MonoMs();
-        const int64_t since = schedule_ms < 0 ? -1 : MonoMs() - schedule_ms - d.due_offset_ms;
-        available = since < 0 ? 0
-                              : std::min<uint64_t>(
-                                    backlog, static_cast<uint64_t>(since / options.period_ms) + 1);
-      }
-      // Envelopes in flight: what was sent beyond the ack, in envelope units.
-      while (d.next_to_send <= available &&
-             (d.next_to_send - d.acked - 1) < per_envelope * static_cast<size_t>(options.window)) {
-        const uint64_t first = d.next_to_send;
-        const uint64_t last = std::min<uint64_t>(available, first + per_envelope - 1);
-        const double n = static_cast<double>(last - first + 1);
-        if (options.rate > 0 && tokens < n) break;
-        const int64_t sent_at = MonoMs();
-        // The agent's rule (protocol/README.md, "Signing").
-        bool sign =
-            d.key.has_value() && (last > first || !d.last_signed_ms.has_value() ||
-                                  sent_at - *d.last_signed_ms >= protocol::kMaxSignatureIntervalMs);
-        for (uint64_t seq = first; seq <= last && d.key.has_value() && !sign; ++seq)
-          sign = closes_state[seq - 1];
-        std::optional<v1::Signature> signature;
-        if (sign) {
-          auto signed_head = d.key->SignHead(d.id, last, LinkAt(&d, last, events));
-          if (!signed_head.ok()) return signed_head.status().WithContext("device " + d.id);
-          signature = std::move(*signed_head);
-        }
-        std::vector<std::string> batch(events.begin() + static_cast<std::ptrdiff_t>(first - 1),
-                                       events.begin() + static_cast<std::ptrdiff_t>(last));
-        if (!d.link
-                 ->Publish(d.up_topic,
-                           protocol::EncodeEnvelope(d.id, boot_id, first, batch,
-                                                    signature ? &*signature : nullptr),
-                           false)
-                 .ok())
-          break;
-        if (signature) {
-          d.last_signed_ms = sent_at;
-          ++report.envelopes_signed;
-        }
-        if (!live)
-          for (uint64_t seq = first; seq <= last; ++seq)
-            if (d.sent_ms[seq - 1] < 0) d.sent_ms[seq - 1] = static_cast<int32_t>(sent_at - start);
-        if (options.rate > 0) tokens -= n;
-        ++report.envelopes_sent;
-        report.events_sent += last - first + 1;
-        if (d.next_to_send == d.acked + 1) d.last_progress_ms = sent_at;
-        d.next_to_send = last + 1;
-      }
-    }
-  }
-  const int64_t end = MonoMs();
-  report.drain_ms = end - start;
-  report.drain_after_last_due_ms =
-      live ? end - (schedule_ms < 0 ? start : due_ms(devices.back(), backlog)) : report.drain_ms;
-  report.devices_drained = drained;
-  report.complete = drained == options.devices;
-  report.events_total = static_cast<uint64_t>(options.devices) * backlog;
-  report.events_per_s = report.drain_ms > 0 ? static_cast<double>(report.events_total) * 1000.0 /
-                                                  static_cast<double>(report.drain_ms)
-                                            : 0;
-  report.ack_latency = SummariseLatencies(&latencies);
-  for (Device& d : devices) d.link->Disconnect(std::chrono::milliseconds(200));
+  LoadRun run(options, &report);
+  INSTRUMETER_RETURN_IF_ERROR(run.Setup());
+  INSTRUMETER_RETURN_IF_ERROR(run.Run());
   return report;
 }
 

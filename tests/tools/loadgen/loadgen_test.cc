@@ -2,8 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <sstream>
+#include <thread>
+
 #include "protocol/chain.h"
 #include "protocol/codec.h"
+#include "test_support/mosquitto.h"
 
 namespace instrumeter::loadgen {
 namespace {
@@ -88,6 +93,58 @@ TEST(LoadgenTest, DeviceKeysAreDeterministicPerDeviceAndVerify) {
 TEST(LoadgenTest, RefusesNegativePeriod) {
   LoadOptions options;
   options.period_ms = -1;
+  EXPECT_EQ(RunLoad(options).status().code(), Status::Code::kInvalidArgument);
+}
+
+// Devices grouped on shared connections deliver through a real broker to the echo, in backlog
+// and in live mode, each device acknowledged on its own ack topic.
+TEST(LoadgenTest, DevicesSharingConnectionsAreEachDeliveredAndAcknowledged) {
+  auto broker = testing::TestBroker::Start();
+  ASSERT_TRUE(broker.ok()) << broker.status().ToString();
+  Result<EchoReport> echo = Status::Unavailable("not run");
+  std::thread echo_thread([&] { echo = RunEcho((*broker)->url(), 6000); });
+  LoadOptions options;
+  options.broker_url = (*broker)->url();
+  options.device_prefix = "mux-";
+  options.devices = 12;
+  options.devices_per_connection = 5;  // connections of 5, 5 and 2 devices
+  options.backlog = 20;
+  options.events_per_envelope = 4;
+  options.window = 2;
+  options.ack_timeout_ms = 500;  // the echo may subscribe after the first envelopes went out
+  options.timeout_ms = 2500;     // each of the two runs, both within the echo's 6 s
+  auto backlog = RunLoad(options);
+  options.device_prefix = "mux-live-";
+  options.backlog = 5;
+  options.period_ms = 100;
+  auto live = RunLoad(options);
+  echo_thread.join();
+
+  ASSERT_TRUE(backlog.ok()) << backlog.status().ToString();
+  EXPECT_TRUE(backlog->complete) << backlog->devices_drained << " of 12 drained";
+  EXPECT_EQ(backlog->ack_latency.samples, 12u * 20u);
+  EXPECT_GE(backlog->events_sent, 12u * 20u);
+  ASSERT_TRUE(live.ok()) << live.status().ToString();
+  EXPECT_TRUE(live->complete) << live->devices_drained << " of 12 drained";
+  EXPECT_EQ(live->ack_latency.samples, 12u * 5u);
+  ASSERT_TRUE(echo.ok()) << echo.status().ToString();
+  EXPECT_GE(echo->events, 12u * 25u);
+  EXPECT_EQ(echo->malformed, 0u);
+
+  // Three connections per run, named after the prefix, and none named after a device.
+  std::ifstream log((*broker)->log_path());
+  std::stringstream text;
+  text << log.rdbuf();
+  for (const char* id :
+       {"as mux-conn-0 ", "as mux-conn-1 ", "as mux-conn-2 ", "as mux-live-conn-2 "})
+    EXPECT_NE(text.str().find(id), std::string::npos) << id << " in\n" << text.str();
+  EXPECT_EQ(text.str().find("as mux-conn-3 "), std::string::npos);
+  EXPECT_EQ(text.str().find("as mux-00000 "), std::string::npos);
+}
+
+TEST(LoadgenTest, RefusesZeroDevicesPerConnection) {
+  LoadOptions options;
+  options.devices_per_connection = 0;
   EXPECT_EQ(RunLoad(options).status().code(), Status::Code::kInvalidArgument);
 }
 

@@ -33,6 +33,9 @@ int main(int argc, char** argv) {
                  "live mode: each device creates one event every this many ms (0: backlog mode, "
                  "every event due at the start)")
       ->capture_default_str();
+  app.add_option("--devices-per-connection", o.devices_per_connection,
+                 "devices sharing one MQTT connection (1: each device connects as itself)")
+      ->capture_default_str();
   app.add_flag("--unsigned", unsigned_envelopes, "send no signatures (development-mode hub)");
   app.add_option("--echo-s", echo_s,
                  "instead of emulating devices, acknowledge every envelope on the broker at once "
