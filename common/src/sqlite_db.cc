@@ -113,9 +113,13 @@ Result<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path, const 
     sqlite3_close(raw);
     return Status::IoError("cannot open database " + path + ": " + msg);
   }
-  std::unique_ptr<SqliteDb> db(new SqliteDb(raw, path));
+  std::unique_ptr<SqliteDb> db(new SqliteDb(raw, path, options.busy_timeout_ms));
   sqlite3_extended_result_codes(raw, 1);
-  sqlite3_busy_timeout(raw, options.busy_timeout_ms);
+  // Not sqlite3_busy_timeout: SQLite's own handler sleeps 1, 2, 5, 10 ... up to 100 ms between
+  // tries, so a writer kept waiting by a 20 ms transaction of another connection waited 33 ms,
+  // and by one of 60 ms, 78 ms. The hub's ingest commits stalled so behind its verification
+  // passes (docs/performance.md, "Capacity").
+  sqlite3_busy_handler(raw, &SqliteDb::OnBusy, db.get());
   if (!options.read_only) {
     if (options.exclusive_locking)
       INSTRUMETER_RETURN_IF_ERROR(db->Exec("PRAGMA locking_mode=EXCLUSIVE"));
@@ -123,6 +127,15 @@ Result<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path, const 
     INSTRUMETER_RETURN_IF_ERROR(db->Exec("PRAGMA synchronous=" + options.synchronous));
   }
   return db;
+}
+
+int SqliteDb::OnBusy(void* self, int tries) {
+  auto* db = static_cast<SqliteDb*>(self);
+  const auto now = std::chrono::steady_clock::now();
+  if (tries == 0) db->busy_since_ = now;
+  if (now - db->busy_since_ >= std::chrono::milliseconds(db->busy_timeout_ms_)) return 0;
+  std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  return 1;
 }
 
 Status SqliteDb::SetJournalMode(const std::string& mode, int busy_timeout_ms) {

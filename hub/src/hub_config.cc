@@ -103,8 +103,8 @@ const Schema& SecuritySchema() {
       {.name = "key_reload_ms",
        .type = Type::kInteger,
        .default_value = int64_t{2000},
-       .description = "How often the running hub re-reads enrolled keys, revocations and chain "
-                      "resets made with the CLI.",
+       .description = "How often the running hub checks for enrolments, revocations and chain "
+                      "resets made with the CLI (it re-reads the keys only when one was made).",
        .min = 100,
        .max = 600'000},
       {.name = "ca_dir",

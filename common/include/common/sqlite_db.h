@@ -6,6 +6,7 @@
 
 #include <sqlite3.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -87,11 +88,16 @@ class SqliteDb {
   Status Error(int rc, const std::string& what) const;
 
  private:
-  SqliteDb(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  SqliteDb(sqlite3* db, std::string path, int busy_timeout_ms)
+      : db_(db), path_(std::move(path)), busy_timeout_ms_(busy_timeout_ms) {}
   Status SetJournalMode(const std::string& mode, int busy_timeout_ms);
+  // SQLite's busy handler: tries again every millisecond until busy_timeout_ms has passed.
+  static int OnBusy(void* self, int tries);
 
   sqlite3* db_;
   std::string path_;
+  int busy_timeout_ms_;
+  std::chrono::steady_clock::time_point busy_since_;  // of the wait in progress
 };
 
 // BEGIN IMMEDIATE ... COMMIT; rolls back on destruction unless committed.
