@@ -88,5 +88,35 @@ TEST_F(SqliteDbTest, OpeningWhileAnotherConnectionCreatesTheDatabaseWaits) {
   EXPECT_EQ(mode->Text(0), "wal");
 }
 
+// The busy handler retries until busy_timeout_ms: a writer gets the lock once the other lets go,
+// and gives up with an error naming the database when it is held longer.
+TEST_F(SqliteDbTest, AWriterWaitsForTheLockUpToItsBusyTimeout) {
+  const std::string path = (dir_ / "busy.db").string();
+  auto holder = SqliteDb::Open(path, {});
+  ASSERT_TRUE(holder.ok());
+  ASSERT_TRUE((*holder)->Exec("CREATE TABLE t(k)").ok());
+  auto impatient = SqliteDb::Open(path, {.busy_timeout_ms = 200});
+  auto patient = SqliteDb::Open(path, {.busy_timeout_ms = 5000});
+  ASSERT_TRUE(impatient.ok() && patient.ok());
+
+  ASSERT_TRUE((*holder)->Exec("BEGIN IMMEDIATE; INSERT INTO t VALUES(1)").ok());
+  const auto started = std::chrono::steady_clock::now();
+  Status refused = (*impatient)->Exec("BEGIN IMMEDIATE");
+  EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(200));
+  EXPECT_FALSE(refused.ok());
+  EXPECT_NE(refused.message().find(path), std::string::npos) << refused.message();
+
+  std::thread releaser([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    EXPECT_TRUE((*holder)->Exec("COMMIT").ok());
+  });
+  Status waited = (*patient)->Exec("BEGIN IMMEDIATE; INSERT INTO t VALUES(2); COMMIT");
+  releaser.join();
+  EXPECT_TRUE(waited.ok()) << waited.ToString();
+  auto rows = (*patient)->Prepare("SELECT COUNT(*) FROM t");
+  ASSERT_TRUE(rows.ok() && *rows->Step());
+  EXPECT_EQ(rows->Int(0), 2);
+}
+
 }  // namespace
 }  // namespace instrumeter
