@@ -40,10 +40,11 @@ int BrokerPort(const std::string& url) {
 // Paho C never sets TCP_NODELAY and offers no hook to do it. With Nagle's algorithm on, a small
 // publish waits until the previous one is acknowledged by TCP, which the broker delays up to
 // 40 ms: a hub's acks and an agent's envelopes spent about 40 ms each way in the kernel
-// (docs/performance.md, "Nagle"). So once connected, every TCP socket of this process whose peer
-// has the broker's port gets TCP_NODELAY: the link's own, and those of other links to the same
-// broker, which want it as well. A socket that merely shares the port number (an instrument's
-// Modbus or SCPI port, say) loses nothing by it either: those talk in requests and answers.
+// (docs/performance.md, "Capacity"). So once connected, every TCP socket of this process whose
+// peer has the broker's port gets TCP_NODELAY: the link's own, and those of other links to the
+// same broker, which want it as well. A socket that merely shares the port number (an
+// instrument's Modbus or SCPI port, say) loses nothing by it either: those talk in requests and
+// answers.
 void DisableNagleTowards(int port) {
   if (port <= 0) return;
   DIR* dir = ::opendir("/proc/self/fd");

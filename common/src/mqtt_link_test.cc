@@ -100,7 +100,7 @@ std::vector<int> NoDelayOfSocketsTo(int port) {
 }
 
 // Paho never sets TCP_NODELAY; without it a small publish waited up to 40 ms for the TCP
-// acknowledgement of the one before (docs/performance.md, "Nagle"). The link sets it before the
+// acknowledgement of the one before (docs/performance.md, "Capacity"). The link sets it before the
 // owner hears it is connected, again after every reconnect.
 TEST_F(MqttLinkTest, ItsSocketToTheBrokerSendsWithoutDelay) {
   auto link = MakeLink("nodelay", {"t/#"});

@@ -235,6 +235,8 @@ if wants capacity; then
   echo "== 2. capacity: devices at a 10 s heartbeat, ${CAPACITY_DEVICES_PER_CONNECTION} to a" \
     "connection, each emulated one heartbeating every ${CAPACITY_PERIOD_MS} ms"
   best=0
+  no_backlog=0
+  p99_missed=0
   for devices in $CAPACITY_STEPS; do
     n=$((devices / COMPRESSION))
     start_broker "capacity-$devices-broker"
@@ -250,13 +252,20 @@ if wants capacity; then
     p99=$(json "$out" ack_p99_ms)
     tail_ms=$(json "$out" drain_after_last_due_ms)
     complete=$(json "$out" complete)
-    ok=$(calc "int($p99 < 200 and $tail_ms < 1000 and '$complete' == 'True')")
+    kept_up=$(calc "int($tail_ms < 1000 and '$complete' == 'True')")
     record "$devices devices: ack p50/p99 ms, acked after last due ms" \
       "$(json "$out" ack_p50_ms)/$p99, $tail_ms" "p99<200, tail<1000" -
-    if [ "$ok" = 1 ]; then best=$devices; else break; fi
+    # Past the first p99 miss the steps go on while no backlog grows: the throughput limit.
+    if [ "$kept_up" = 1 ] && [ "$p99_missed" = 0 ] && [ "$(calc "int($p99 < 200)")" = 1 ]; then
+      best=$devices
+    else
+      p99_missed=1
+    fi
+    if [ "$kept_up" = 1 ]; then no_backlog=$devices; else break; fi
   done
   record "capacity: devices at 10 s heartbeat (p99 < 200 ms, no backlog)" "$best" ">= 100000" \
     "$(calc "int($best >= 100000)")"
+  record "largest step with no growing backlog (p99 aside)" "$no_backlog" "" -
 fi
 
 if wants drain; then

@@ -529,7 +529,8 @@ std::string ReportJson(const LoadReport& r) {
   return text;
 }
 
-Result<EchoReport> RunEcho(const std::string& broker_url, int64_t duration_ms) {
+Result<EchoReport> RunEcho(const std::string& broker_url, int64_t duration_ms,
+                           const std::atomic<bool>* stop) {
   MqttLink::Options options;
   options.broker_url = broker_url;
   options.client_id = "instrumeter-loadgen-echo";
@@ -542,7 +543,7 @@ Result<EchoReport> RunEcho(const std::string& broker_url, int64_t duration_ms) {
   INSTRUMETER_RETURN_IF_ERROR((*link)->Connect());
   EchoReport report;
   const int64_t end = MonoMs() + duration_ms;
-  while (MonoMs() < end) {
+  while (MonoMs() < end && (stop == nullptr || !*stop)) {
     if (!(*link)->WaitForEvents(std::chrono::milliseconds(100))) continue;
     for (MqttLink::Event& e : (*link)->TakeEvents()) {
       if (e.kind != MqttLink::Event::Kind::kMessage) continue;

@@ -29,6 +29,7 @@
 // acknowledges each envelope's last sequence at once, storing nothing.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -120,7 +121,9 @@ struct EchoReport {
 };
 
 // Subscribes to instrumeter/v1/+/up at QoS 1 on `broker_url` and acknowledges every envelope's
-// last sequence on the device's ack topic, until `duration_ms` passes.
-Result<EchoReport> RunEcho(const std::string& broker_url, int64_t duration_ms);
+// last sequence on the device's ack topic, until `duration_ms` passes or `*stop` (if given) is
+// set by another thread (seen within 100 ms).
+Result<EchoReport> RunEcho(const std::string& broker_url, int64_t duration_ms,
+                           const std::atomic<bool>* stop = nullptr);
 
 }  // namespace instrumeter::loadgen

@@ -102,7 +102,8 @@ TEST(LoadgenTest, DevicesSharingConnectionsAreEachDeliveredAndAcknowledged) {
   auto broker = testing::TestBroker::Start();
   ASSERT_TRUE(broker.ok()) << broker.status().ToString();
   Result<EchoReport> echo = Status::Unavailable("not run");
-  std::thread echo_thread([&] { echo = RunEcho((*broker)->url(), 6000); });
+  std::atomic<bool> stop_echo{false};
+  std::thread echo_thread([&] { echo = RunEcho((*broker)->url(), 120'000, &stop_echo); });
   LoadOptions options;
   options.broker_url = (*broker)->url();
   options.device_prefix = "mux-";
@@ -112,12 +113,13 @@ TEST(LoadgenTest, DevicesSharingConnectionsAreEachDeliveredAndAcknowledged) {
   options.events_per_envelope = 4;
   options.window = 2;
   options.ack_timeout_ms = 500;  // the echo may subscribe after the first envelopes went out
-  options.timeout_ms = 2500;     // each of the two runs, both within the echo's 6 s
+  options.timeout_ms = 30'000;
   auto backlog = RunLoad(options);
   options.device_prefix = "mux-live-";
   options.backlog = 5;
   options.period_ms = 100;
   auto live = RunLoad(options);
+  stop_echo = true;
   echo_thread.join();
 
   ASSERT_TRUE(backlog.ok()) << backlog.status().ToString();
