@@ -123,7 +123,7 @@ Result<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path, const 
   if (!options.read_only) {
     if (options.exclusive_locking)
       INSTRUMETER_RETURN_IF_ERROR(db->Exec("PRAGMA locking_mode=EXCLUSIVE"));
-    INSTRUMETER_RETURN_IF_ERROR(db->SetJournalMode(options.journal_mode, options.busy_timeout_ms));
+    INSTRUMETER_RETURN_IF_ERROR(db->SetJournalMode(options.journal_mode));
     INSTRUMETER_RETURN_IF_ERROR(db->Exec("PRAGMA synchronous=" + options.synchronous));
   }
   return db;
@@ -138,7 +138,7 @@ int SqliteDb::OnBusy(void* self, int tries) {
   return 1;
 }
 
-Status SqliteDb::SetJournalMode(const std::string& mode, int busy_timeout_ms) {
+Status SqliteDb::SetJournalMode(const std::string& mode) {
   // Switching the journal mode needs an exclusive lock and SQLite does not wait for it through
   // the busy handler, so a CLI command opening the database while the hub creates it would fail
   // at once. Skip the switch when it is already done (the usual case), retry it otherwise.
@@ -155,7 +155,7 @@ Status SqliteDb::SetJournalMode(const std::string& mode, int busy_timeout_ms) {
   std::transform(want.begin(), want.end(), want.begin(), ::tolower);
   if (have == want) return Status::Ok();
   const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::milliseconds(busy_timeout_ms);
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(busy_timeout_ms_);
   while (true) {
     Status st = Exec("PRAGMA journal_mode=" + mode);
     if (st.code() != Status::Code::kUnavailable || std::chrono::steady_clock::now() >= deadline)

@@ -4,11 +4,13 @@
 # figure misses its target. Builds its own Release tree (build-bench), starts its own Mosquitto
 # brokers and hubs on free loopback ports, and stops everything it started on exit.
 #
-#   tests/bench/run.sh            full run (about 15 minutes on the quiet 2-core reference machine)
-#   tests/bench/run.sh --quick    scaled down (about 3 minutes); targets are checked the same way
+#   tests/bench/run.sh            full run (about 35 minutes on the quiet 2-core reference machine)
+#   tests/bench/run.sh --quick    scaled down (about 8 minutes); targets are checked the same way
 #   options: --skip-build, --profile (perf record of the hub during the batched ingest, report in
 #            build-bench/hub-profile.txt),
 #            --only LIST (comma-separated of: ingest,capacity,drain,storage,footprint)
+#   environment: CAPACITY_STEPS, CAPACITY_PERIOD_MS, CAPACITY_DEVICES_PER_CONNECTION (capacity),
+#            DRAIN_WINDOW (drain), KEEP_WORK=1 (keep every report, log and hub's /metrics)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -23,7 +25,7 @@ while [ $# -gt 0 ]; do
     --skip-build) SKIP_BUILD=1 ;;
     --profile) PROFILE=1 ;;
     --only) ONLY="$2"; shift ;;
-    -h|--help) sed -n 2,11p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,13p "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift

@@ -90,7 +90,7 @@ class SqliteDb {
  private:
   SqliteDb(sqlite3* db, std::string path, int busy_timeout_ms)
       : db_(db), path_(std::move(path)), busy_timeout_ms_(busy_timeout_ms) {}
-  Status SetJournalMode(const std::string& mode, int busy_timeout_ms);
+  Status SetJournalMode(const std::string& mode);
   // SQLite's busy handler: tries again every millisecond until busy_timeout_ms has passed.
   static int OnBusy(void* self, int tries);
 
