@@ -182,6 +182,15 @@ Result<SqliteStatement> SqliteDb::Prepare(const std::string& sql) {
   return SqliteStatement(this, stmt);
 }
 
+Result<std::optional<int64_t>> SqliteDb::QueryInt(const std::string& sql) {
+  Result<SqliteStatement> s = Prepare(sql);
+  if (!s.ok()) return s.status();
+  Result<bool> row = s->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return std::optional<int64_t>();
+  return std::optional<int64_t>(s->Int(0));
+}
+
 int64_t SqliteDb::LastInsertRowId() const { return sqlite3_last_insert_rowid(db_); }
 int SqliteDb::Changes() const { return sqlite3_changes(db_); }
 

@@ -622,11 +622,10 @@ Result<PutBookingsOutcome> SqliteBilling::PutBookings(const std::vector<Booking>
 }
 
 Result<int64_t> SqliteBilling::BookingsVersion() {
-  Result<SqliteStatement> s = db_->Prepare("SELECT version FROM bookings_version WHERE one = 1");
-  if (!s.ok()) return s.status();
-  Result<bool> row = s->Step();
-  if (!row.ok()) return row.status();
-  return *row ? s->Int(0) : 0;
+  Result<std::optional<int64_t>> version =
+      db_->QueryInt("SELECT version FROM bookings_version WHERE one = 1");
+  if (!version.ok()) return version.status();
+  return version->value_or(0);
 }
 
 Result<std::vector<Booking>> SqliteBilling::QueryBookings(SqliteStatement* s) {

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -80,6 +81,9 @@ class SqliteDb {
   // Runs one or more statements that return no rows.
   Status Exec(const std::string& sql);
   Result<SqliteStatement> Prepare(const std::string& sql);
+  // The first column of the first row `sql` returns, as an integer; nullopt when it returns no
+  // row. For counters and pragmas.
+  Result<std::optional<int64_t>> QueryInt(const std::string& sql);
   int64_t LastInsertRowId() const;
   int Changes() const;
   const std::string& path() const { return path_; }

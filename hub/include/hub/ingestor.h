@@ -254,7 +254,7 @@ class Ingestor {
   Backoff retry_backoff_;
   std::optional<int64_t> retry_at_mono_ms_;
 
-  // Enrolled keys by device id, reloaded every key_reload_ms.
+  // Enrolled keys by device id, read again when a check every key_reload_ms finds them changed.
   std::unordered_map<std::string, KeyEntry> keys_;
   std::optional<int64_t> keys_loaded_mono_ms_;
   std::optional<int64_t> keys_version_;  // Store::DeviceKeysVersion when keys_ was read
