@@ -103,7 +103,7 @@ Status Run(const std::string& path, int devices, uint64_t prefill_per_device,
   int64_t in_use = 0;
   const uint64_t per_device = prefill_per_device + 2 * measure_per_device;
   for (std::string& bytes : loadgen::MakeBacklog("storage-bench-boot", static_cast<int>(per_device),
-                                                 &powered, &in_use)) {
+                                                 {}, &powered, &in_use)) {
     v1::Event event;
     event.ParseFromString(bytes);
     fleet.rows.push_back(hub::MakeEventRow(event, std::move(bytes), 1'767'225'600'000));

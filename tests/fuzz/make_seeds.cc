@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
   int64_t in_use = 0;
   const std::string boot = "6f1c1f0e-3a7b-4d2e-9c55-0a1b2c3d4e5f";
   const std::vector<std::string> events =
-      instrumeter::loadgen::MakeBacklog(boot, 25, &powered, &in_use);
+      instrumeter::loadgen::MakeBacklog(boot, 25, {}, &powered, &in_use);
   auto envelope = [&](const std::string& device, size_t first, size_t count) {
     std::vector<std::string> batch(events.begin() + static_cast<std::ptrdiff_t>(first - 1),
                                    events.begin() + static_cast<std::ptrdiff_t>(first - 1 + count));

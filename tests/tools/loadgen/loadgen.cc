@@ -11,8 +11,10 @@
 #include <cstdio>
 #include <memory>
 #include <optional>
+#include <queue>
 #include <unordered_map>
 
+#include "common/clock.h"
 #include "common/mqtt_link.h"
 #include "protocol/codec.h"
 #include "protocol/topics.h"
@@ -23,9 +25,7 @@ namespace {
 namespace v1 = ::instrumeter::v1;
 using protocol::Channel;
 
-constexpr int64_t kStepMs = 1000;                    // emulated time between two events
-constexpr int kEventsPerStateFlip = 10;              // IDLE <-> IN_USE every 10 events
-constexpr int64_t kWallStartMs = 1'767'225'600'000;  // 2026-01-01T00:00:00Z
+constexpr int kEventsPerStateFlip = 10;  // IDLE <-> IN_USE every 10 events
 constexpr int64_t kMonoStartMs = 5'000'000;
 // Live mode starts its schedule at the latest this long after the first connect.
 constexpr int64_t kScheduleGraceMs = 30'000;
@@ -48,6 +48,7 @@ struct Device {
   std::vector<int32_t> sent_ms;  // backlog mode: [i] first publication of sequence i + 1
   uint64_t acked = 0;
   uint64_t next_to_send = 1;
+  uint64_t highest_sent = 0;
   bool drained = false;
   bool queued = false;           // in the work list of the next pass
   int64_t last_progress_ms = 0;  // last ack advance or (re)start of sending
@@ -119,21 +120,23 @@ std::string DeviceId(const LoadOptions& options, int index) {
   return options.device_prefix + number;
 }
 
-std::vector<std::string> MakeBacklog(const std::string& boot_id, int count, int64_t* powered_ms,
+std::vector<std::string> MakeBacklog(const std::string& boot_id, int count,
+                                     const Timeline& timeline, int64_t* powered_ms,
                                      int64_t* in_use_ms) {
+  const auto step = static_cast<uint64_t>(timeline.step_ms);
   std::vector<std::string> out;
   uint64_t powered = 0;
   uint64_t in_use = 0;
   v1::InstrumentState state = v1::INSTRUMENT_STATE_IDLE;
   for (int i = 0; i < count; ++i) {
     if (i > 0) {  // the time since the previous point was spent in `state`
-      powered += kStepMs;
-      if (state == v1::INSTRUMENT_STATE_IN_USE) in_use += kStepMs;
+      powered += step;
+      if (state == v1::INSTRUMENT_STATE_IN_USE) in_use += step;
     }
     v1::Event event;
     event.set_sequence(static_cast<uint64_t>(i) + 1);
-    event.mutable_at()->set_wall_unix_ms(kWallStartMs + i * kStepMs);
-    event.mutable_at()->set_monotonic_ms(kMonoStartMs + i * kStepMs);
+    event.mutable_at()->set_wall_unix_ms(timeline.wall_start_ms + i * timeline.step_ms);
+    event.mutable_at()->set_monotonic_ms(kMonoStartMs + i * timeline.step_ms);
     event.mutable_at()->set_boot_id(boot_id);
     v1::Counters* counters = nullptr;
     if (i == 0 || i % kEventsPerStateFlip == 0) {
@@ -150,7 +153,7 @@ std::vector<std::string> MakeBacklog(const std::string& boot_id, int count, int6
       v1::Heartbeat* hb = event.mutable_heartbeat();
       hb->set_state(state);
       hb->set_agent_version("loadgen");
-      hb->set_interval_ms(static_cast<uint32_t>(kStepMs));
+      hb->set_interval_ms(static_cast<uint32_t>(timeline.step_ms));
       hb->set_outbox_depth(static_cast<uint64_t>(count - i));
       counters = hb->mutable_counters();
     }
@@ -179,9 +182,13 @@ class LoadRun {
     if (live_)
       report_.offered_events_per_s =
           static_cast<double>(o_.devices) * 1000.0 / static_cast<double>(o_.period_ms);
-    // Every device sends the same event bytes (only its chain, keyed by its id, differs).
-    events_ =
-        MakeBacklog(kBootId, o_.backlog, &report_.expected_powered_ms, &report_.expected_in_use_ms);
+    // Every device sends the same event bytes (only its chain, keyed by its id, differs). Live
+    // events carry the real time, as an agent's do: events from a settled day would make the hub
+    // measure that day again on every verification pass, as it must for late events.
+    Timeline timeline;
+    if (live_) timeline = {.wall_start_ms = SystemClock().WallUnixMs(), .step_ms = o_.period_ms};
+    events_ = MakeBacklog(kBootId, o_.backlog, timeline, &report_.expected_powered_ms,
+                          &report_.expected_in_use_ms);
     closes_state_.resize(events_.size());
     for (size_t i = 0; i < events_.size(); ++i) {
       v1::Event event;
@@ -199,9 +206,11 @@ class LoadRun {
         if (!key.ok()) return key.status();
         d.key.emplace(std::move(*key));
       }
-      if (live_)
-        d.due_offset_ms = static_cast<int64_t>(i) * o_.period_ms / o_.devices;
-      else
+      if (live_) {
+        const int64_t spread = o_.start_spread_ms > 0 ? o_.start_spread_ms : o_.period_ms;
+        d.due_offset_ms = static_cast<int64_t>(i) * spread / o_.devices;
+        due_.push({d.due_offset_ms, i, 1});
+      } else
         d.sent_ms.assign(events_.size(), -1);
       d.connection = i / per_connection;
       if (d.connection == connections_.size()) connections_.emplace_back();
@@ -224,6 +233,7 @@ class LoadRun {
       conn.link = std::move(*created);
     }
     latencies_.reserve(devices_.size() * events_.size());
+    if (live_) send_lags_.reserve(devices_.size() * events_.size());
     return Status::Ok();
   }
 
@@ -284,6 +294,7 @@ class LoadRun {
                                                       1000.0 / static_cast<double>(report_.drain_ms)
                                                 : 0;
     report_.ack_latency = SummariseLatencies(&latencies_);
+    report_.send_lag = SummariseLatencies(&send_lags_);
     for (Connection& c : connections_) c.link->Disconnect(std::chrono::milliseconds(200));
     return Status::Ok();
   }
@@ -303,18 +314,22 @@ class LoadRun {
     return schedule_ms_ + d.due_offset_ms + static_cast<int64_t>(seq - 1) * o_.period_ms;
   }
 
-  // Live mode: queues every device whose next event became due since the last pass. Due times
-  // ascend with the device index within each period, so one cursor walks them in order.
+  // Live mode: whether sequence `seq` of `d` falls in the warm-up, uncounted.
+  bool Warming(const Device& d, uint64_t seq) const {
+    return DueMs(d, seq) - schedule_ms_ < o_.warmup_ms;
+  }
+
+  // Live mode: queues every device whose next event became due since the last pass.
   void QueueDue() {
     if (schedule_ms_ < 0 && MonoMs() - start_ > kScheduleGraceMs) schedule_ms_ = MonoMs();
     if (schedule_ms_ < 0) return;
-    const uint64_t n = devices_.size();
-    const int64_t now = MonoMs();
-    while (due_cursor_ < n * events_.size()) {
-      const Device& d = devices_[due_cursor_ % n];
-      if (DueMs(d, due_cursor_ / n + 1) > now) break;
-      Queue(due_cursor_ % n);
-      ++due_cursor_;
+    const int64_t now = MonoMs() - schedule_ms_;
+    while (!due_.empty() && due_.top().after_schedule_ms <= now) {
+      const NextDue next = due_.top();
+      due_.pop();
+      Queue(next.device);
+      if (next.seq < events_.size())
+        due_.push({next.after_schedule_ms + o_.period_ms, next.device, next.seq + 1});
     }
   }
 
@@ -369,6 +384,7 @@ class LoadRun {
       for (uint64_t seq = d.acked + 1; seq <= n; ++seq) {
         // Stored by an earlier run and never sent by this one: no latency to measure.
         if (!live_ && d.sent_ms[seq - 1] < 0) continue;
+        if (live_ && Warming(d, seq)) continue;
         const int64_t from = live_ ? DueMs(d, seq) : start_ + d.sent_ms[seq - 1];
         latencies_.push_back(static_cast<int32_t>(std::max<int64_t>(0, acked_at - from)));
       }
@@ -448,6 +464,10 @@ class LoadRun {
       if (!live_)
         for (uint64_t seq = first; seq <= last; ++seq)
           if (d.sent_ms[seq - 1] < 0) d.sent_ms[seq - 1] = static_cast<int32_t>(sent_at - start_);
+      for (uint64_t seq = std::max(first, d.highest_sent + 1); live_ && seq <= last; ++seq)
+        if (!Warming(d, seq))
+          send_lags_.push_back(static_cast<int32_t>(std::max<int64_t>(0, sent_at - DueMs(d, seq))));
+      d.highest_sent = std::max(d.highest_sent, last);
       if (o_.rate > 0) tokens_ -= n;
       ++report_.envelopes_sent;
       report_.events_sent += last - first + 1;
@@ -468,9 +488,17 @@ class LoadRun {
   std::vector<size_t> work_;
   std::vector<size_t> held_back_;
   std::vector<int32_t> latencies_;
+  std::vector<int32_t> send_lags_;  // live mode
   int64_t start_ = 0;
   int64_t schedule_ms_ = -1;
-  uint64_t due_cursor_ = 0;  // live mode: the due events queued so far, in due order
+  // Live mode: every device's next event not yet queued, soonest first.
+  struct NextDue {
+    int64_t after_schedule_ms;
+    size_t device;
+    uint64_t seq;
+    bool operator>(const NextDue& o) const { return after_schedule_ms > o.after_schedule_ms; }
+  };
+  std::priority_queue<NextDue, std::vector<NextDue>, std::greater<>> due_;
   size_t connected_once_ = 0;
   int drained_ = 0;
   double tokens_ = 0;
@@ -481,10 +509,11 @@ class LoadRun {
 
 Result<LoadReport> RunLoad(const LoadOptions& options) {
   if (options.devices < 1 || options.backlog < 1 || options.events_per_envelope < 1 ||
-      options.window < 1 || options.period_ms < 0 || options.devices_per_connection < 1)
+      options.window < 1 || options.period_ms < 0 || options.devices_per_connection < 1 ||
+      options.warmup_ms < 0 || options.start_spread_ms < 0)
     return Status::InvalidArgument(
         "devices, backlog, events per envelope, window and devices per connection must be >= 1, "
-        "period >= 0");
+        "period, start spread and warm-up >= 0");
   // Each connection holds a socket and an eventfd: a thousand pass the usual soft limit.
   rlimit files{};
   if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
@@ -510,6 +539,7 @@ std::string ReportJson(const LoadReport& r) {
       "\"events_sent\": %llu, \"acks\": %llu, \"resend_requests\": %llu, "
       "\"ack_timeouts\": %llu, \"connection_losses\": %llu, \"ack_latency_samples\": %llu, "
       "\"ack_p50_ms\": %lld, \"ack_p90_ms\": %lld, \"ack_p99_ms\": %lld, \"ack_max_ms\": %lld, "
+      "\"send_lag_p50_ms\": %lld, \"send_lag_p99_ms\": %lld, \"send_lag_max_ms\": %lld, "
       "\"offered_events_per_s\": %.1f, \"drain_after_last_due_ms\": %lld, "
       "\"expected_powered_ms\": %lld, \"expected_in_use_ms\": %lld}\n",
       r.devices, r.backlog, r.devices_drained, r.complete ? "true" : "false",
@@ -524,7 +554,9 @@ std::string ReportJson(const LoadReport& r) {
       static_cast<unsigned long long>(r.ack_latency.samples),
       static_cast<long long>(r.ack_latency.p50_ms), static_cast<long long>(r.ack_latency.p90_ms),
       static_cast<long long>(r.ack_latency.p99_ms), static_cast<long long>(r.ack_latency.max_ms),
-      r.offered_events_per_s, static_cast<long long>(r.drain_after_last_due_ms),
+      static_cast<long long>(r.send_lag.p50_ms), static_cast<long long>(r.send_lag.p99_ms),
+      static_cast<long long>(r.send_lag.max_ms), r.offered_events_per_s,
+      static_cast<long long>(r.drain_after_last_due_ms),
       static_cast<long long>(r.expected_powered_ms), static_cast<long long>(r.expected_in_use_ms));
   return text;
 }
@@ -556,6 +588,9 @@ Result<EchoReport> RunEcho(const std::string& broker_url, int64_t duration_ms,
       }
       ++report.envelopes;
       report.events += static_cast<uint64_t>(batch.events_size());
+      if (v1::Event newest; newest.ParseFromString(batch.events(batch.events_size() - 1)))
+        report.newest_wall_unix_ms =
+            std::max(report.newest_wall_unix_ms, newest.at().wall_unix_ms());
       v1::Downlink downlink;
       downlink.mutable_ack()->set_highest_contiguous_sequence(
           envelope.first_sequence() + static_cast<uint64_t>(batch.events_size()) - 1);

@@ -5,7 +5,7 @@
 // or an ack timeout; done when the hub acknowledged the whole backlog).
 //
 // The backlog of each device is one agent run: a run-start StateChange into IDLE, then a
-// Heartbeat per emulated second, switching between IDLE and IN_USE every 10 s with a StateChange,
+// Heartbeat per step, switching between IDLE and IN_USE every 10 steps with a StateChange,
 // counters consistent with the states; so the hub derives exactly `expected_powered_ms` and
 // `expected_in_use_ms` per device and flags no counter mismatch.
 //
@@ -15,9 +15,10 @@
 //
 // Two ways to offer load:
 // - backlog (period_ms = 0): every event is due at the start; measures drain time.
-// - live (period_ms > 0): device i's event k is due at start + (i * period / devices) + k *
-//   period, as an agent heartbeating every period_ms would create it; measures whether the hub
-//   keeps up (ack latency from due time, drain after the last due event).
+// - live (period_ms > 0): device i's event k is due at start + (i * spread / devices) + k *
+//   period (spread: start_spread_ms, or one period), as an agent heartbeating every period_ms would
+//   create it, stamped with the real time (within one period: every device sends the same events);
+//   measures whether the hub keeps up (ack latency from due time, drain after the last due event).
 // Ack latency of an event: from when it was due (live) or first published (backlog) until the
 // first Ack covering it arrived.
 //
@@ -57,6 +58,14 @@ struct LoadOptions {
   // of Paho clients, so that a real-time run of 100,000 devices measures the hub, not the
   // generator; the broker then holds fewer connections than there are devices.
   int devices_per_connection = 1;
+  // Live mode: device i's first event is due i * start_spread_ms / devices after the start (0:
+  // spread over one period). A device signs its first envelope (a run start) and then one a
+  // minute, so devices started within one period sign in waves; spread over a minute, they sign
+  // at the steady rate of a fleet whose agents started at different times.
+  int64_t start_spread_ms = 0;
+  // Live mode: events due in the schedule's first warmup_ms (the ramp while devices start) are
+  // delivered but not counted in ack_latency and send_lag.
+  int64_t warmup_ms = 0;
 };
 
 // Ack latencies in milliseconds (nearest-rank percentiles; all 0 without samples).
@@ -88,6 +97,9 @@ struct LoadReport {
   bool complete = false;  // every device drained
   uint64_t envelopes_signed = 0;
   LatencySummary ack_latency;
+  // Live mode: from when an event became due until the generator first published it. Large
+  // values mean the generator (or Paho's buffer), not the hub, fell behind.
+  LatencySummary send_lag;
   // Live mode: from the moment the last event became due until every backlog was acknowledged
   // (a hub that keeps up answers within one ack latency; a growing backlog shows here).
   int64_t drain_after_last_due_ms = 0;
@@ -100,8 +112,16 @@ struct LoadReport {
 // The device id of the i-th device (0-based): prefix + zero-padded index.
 std::string DeviceId(const LoadOptions& options, int index);
 
+// When a backlog's events happened: the first at wall_start_ms, then one every step_ms (its
+// monotonic clock steps alike). The default is the backlog mode's: emulated seconds in the past.
+struct Timeline {
+  int64_t wall_start_ms = 1'767'225'600'000;  // 2026-01-01T00:00:00Z
+  int64_t step_ms = 1000;
+};
+
 // The serialised events 1..count of one device, as described above.
-std::vector<std::string> MakeBacklog(const std::string& boot_id, int count, int64_t* powered_ms,
+std::vector<std::string> MakeBacklog(const std::string& boot_id, int count,
+                                     const Timeline& timeline, int64_t* powered_ms,
                                      int64_t* in_use_ms);
 
 // The Ed25519 key the load generator signs for `device_id` with: its seed is
@@ -118,6 +138,7 @@ struct EchoReport {
   uint64_t events = 0;
   uint64_t malformed = 0;
   uint64_t ack_publish_failures = 0;  // acks Paho refused (the device resends after its timeout)
+  int64_t newest_wall_unix_ms = 0;    // the latest event time seen
 };
 
 // Subscribes to instrumeter/v1/+/up at QoS 1 on `broker_url` and acknowledges every envelope's

@@ -6,6 +6,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/clock.h"
 #include "protocol/chain.h"
 #include "protocol/codec.h"
 #include "test_support/mosquitto.h"
@@ -16,7 +17,7 @@ namespace {
 TEST(LoadgenTest, BacklogIsOneValidRunWithConsistentCounters) {
   int64_t powered = 0;
   int64_t in_use = 0;
-  const std::vector<std::string> events = MakeBacklog("boot-1", 35, &powered, &in_use);
+  const std::vector<std::string> events = MakeBacklog("boot-1", 35, {}, &powered, &in_use);
   ASSERT_EQ(events.size(), 35u);
   // 34 steps of 1 s; IN_USE from event 10 to 20 and from 30 to 34 (flips every 10 events).
   EXPECT_EQ(powered, 34'000);
@@ -42,6 +43,24 @@ TEST(LoadgenTest, BacklogIsOneValidRunWithConsistentCounters) {
   }
   EXPECT_EQ(state_changes, 4);  // the run start, then at events 10, 20 and 30
   EXPECT_EQ(decoded.back().heartbeat().counters().in_use_ms(), 14'000u);
+  EXPECT_EQ(decoded.front().at().wall_unix_ms(), Timeline().wall_start_ms);
+}
+
+TEST(LoadgenTest, BacklogFollowsItsTimeline) {
+  int64_t powered = 0;
+  int64_t in_use = 0;
+  const Timeline timeline{.wall_start_ms = 1'800'000'000'000, .step_ms = 10'000};
+  const std::vector<std::string> events = MakeBacklog("boot-1", 12, timeline, &powered, &in_use);
+  EXPECT_EQ(powered, 110'000);  // 11 steps of 10 s
+  EXPECT_EQ(in_use, 10'000);    // IN_USE from event 10 on
+  v1::Event first;
+  v1::Event last;
+  ASSERT_TRUE(first.ParseFromString(events.front()) && last.ParseFromString(events.back()));
+  EXPECT_EQ(first.at().wall_unix_ms(), 1'800'000'000'000);
+  EXPECT_EQ(last.at().wall_unix_ms(), 1'800'000'110'000);
+  EXPECT_EQ(last.at().monotonic_ms() - first.at().monotonic_ms(), 110'000);
+  EXPECT_EQ(last.heartbeat().interval_ms(), 10'000u);
+  EXPECT_EQ(last.heartbeat().counters().powered_ms(), 110'000u);
 }
 
 TEST(LoadgenTest, DeviceIdsAreZeroPaddedAndValid) {
@@ -90,9 +109,15 @@ TEST(LoadgenTest, DeviceKeysAreDeterministicPerDeviceAndVerify) {
   EXPECT_TRUE(verifying->VerifyHead("load-00001", *signature).ok());
 }
 
-TEST(LoadgenTest, RefusesNegativePeriod) {
+TEST(LoadgenTest, RefusesNegativeTimes) {
   LoadOptions options;
   options.period_ms = -1;
+  EXPECT_EQ(RunLoad(options).status().code(), Status::Code::kInvalidArgument);
+  options.period_ms = 0;
+  options.warmup_ms = -1;
+  EXPECT_EQ(RunLoad(options).status().code(), Status::Code::kInvalidArgument);
+  options.warmup_ms = 0;
+  options.start_spread_ms = -1;
   EXPECT_EQ(RunLoad(options).status().code(), Status::Code::kInvalidArgument);
 }
 
@@ -118,7 +143,13 @@ TEST(LoadgenTest, DevicesSharingConnectionsAreEachDeliveredAndAcknowledged) {
   options.device_prefix = "mux-live-";
   options.backlog = 5;
   options.period_ms = 100;
+  // Device i starts at 25 * i ms (spread over 3 periods); of the events due before 300 ms,
+  // devices 0-3 have 3, devices 4-7 have 2 and devices 8-11 have 1, uncounted.
+  options.start_spread_ms = 300;
+  options.warmup_ms = 300;
+  const int64_t live_from = SystemClock().WallUnixMs();
   auto live = RunLoad(options);
+  const int64_t live_to = SystemClock().WallUnixMs();
   stop_echo = true;
   echo_thread.join();
 
@@ -128,10 +159,16 @@ TEST(LoadgenTest, DevicesSharingConnectionsAreEachDeliveredAndAcknowledged) {
   EXPECT_GE(backlog->events_sent, 12u * 20u);
   ASSERT_TRUE(live.ok()) << live.status().ToString();
   EXPECT_TRUE(live->complete) << live->devices_drained << " of 12 drained";
-  EXPECT_EQ(live->ack_latency.samples, 12u * 5u);
+  EXPECT_EQ(live->ack_latency.samples, 12u * 5u - 24u) << "the warm-up is not counted";
+  EXPECT_EQ(live->send_lag.samples, 12u * 5u - 24u) << "each event's first publication, once";
+  EXPECT_LE(live->send_lag.p50_ms, live->ack_latency.p50_ms);
+  EXPECT_EQ(backlog->send_lag.samples, 0u) << "backlog mode has no due times";
   ASSERT_TRUE(echo.ok()) << echo.status().ToString();
   EXPECT_GE(echo->events, 12u * 25u);
   EXPECT_EQ(echo->malformed, 0u);
+  // Live events carry the real time, as an agent's do (the backlog's are in 2026's first hour).
+  EXPECT_GE(echo->newest_wall_unix_ms, live_from);
+  EXPECT_LE(echo->newest_wall_unix_ms, live_to);
 
   // Three connections per run, named after the prefix, and none named after a device.
   std::ifstream log((*broker)->log_path());

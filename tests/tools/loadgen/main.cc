@@ -13,6 +13,8 @@ int main(int argc, char** argv) {
   double echo_s = 0;
   bool unsigned_envelopes = false;
   double timeout_s = static_cast<double>(o.timeout_ms) / 1000.0;
+  double warmup_s = 0;
+  double start_spread_s = 0;
   CLI::App app{
       "instrumeter-loadgen: emulates many devices, each delivering a backlog of valid events to "
       "the hub through the broker by the protocol's rules, and reports when every backlog is "
@@ -36,6 +38,14 @@ int main(int argc, char** argv) {
   app.add_option("--devices-per-connection", o.devices_per_connection,
                  "devices sharing one MQTT connection (1: each device connects as itself)")
       ->capture_default_str();
+  app.add_option("--start-spread-s", start_spread_s,
+                 "live mode: devices start one after another over this many seconds (0: one "
+                 "period); over 60 s they sign at a running fleet's steady rate")
+      ->capture_default_str();
+  app.add_option("--warmup-s", warmup_s,
+                 "live mode: events due in the first this many seconds are delivered but not "
+                 "counted in the latency figures")
+      ->capture_default_str();
   app.add_flag("--unsigned", unsigned_envelopes, "send no signatures (development-mode hub)");
   app.add_option("--echo-s", echo_s,
                  "instead of emulating devices, acknowledge every envelope on the broker at once "
@@ -44,6 +54,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   o.timeout_ms = static_cast<int64_t>(timeout_s * 1000);
   o.sign = !unsigned_envelopes;
+  o.warmup_ms = static_cast<int64_t>(warmup_s * 1000);
+  o.start_spread_ms = static_cast<int64_t>(start_spread_s * 1000);
 
   if (echo_s > 0) {
     auto echo = instrumeter::loadgen::RunEcho(o.broker_url, static_cast<int64_t>(echo_s * 1000));
