@@ -203,7 +203,9 @@ Result<std::unique_ptr<MqttLink>> MqttLink::Create(const Options& options) {
     raw->Push({Event::Kind::kConnectionLost, cause.empty() ? "connection lost" : cause});
   });
   raw->client->set_message_callback([raw](mqtt::const_message_ptr msg) {
-    Event e{Event::Kind::kMessage, {}, msg->get_topic(), msg->to_string(), msg->is_retained()};
+    Event e{Event::Kind::kMessage, {},
+            msg->get_topic(),      msg->to_string(),
+            msg->is_retained(),    std::chrono::steady_clock::now()};
     raw->Push(std::move(e));
   });
   return std::unique_ptr<MqttLink>(new MqttLink(std::move(impl)));

@@ -66,16 +66,21 @@ class MqttLinkTest : public ::testing::Test {
 TEST_F(MqttLinkTest, DeliversMessagesInOrderAndCountsTheQueue) {
   auto sub = MakeLink("sub", {"t/#"});
   auto pub = MakeLink("pub", {});
+  const auto before = std::chrono::steady_clock::now();
   for (int i = 0; i < 50; ++i)
     ASSERT_TRUE(pub->Publish("t/x", "m" + std::to_string(i), false).ok());
   ASSERT_TRUE(
       testing::WaitFor([&] { return sub->queued_messages() == 50; }, std::chrono::seconds(10)));
+  const auto queued = std::chrono::steady_clock::now();
   auto got = Collect(*sub, Kind::kMessage, 50, std::chrono::seconds(10));
   ASSERT_EQ(CountKind(got, Kind::kMessage), 50u);
   int i = 0;
   for (const auto& e : got) {
     if (e.kind == Kind::kMessage) {
       EXPECT_EQ(e.payload, "m" + std::to_string(i++));
+      // Stamped on arrival, not when taken: the owner can tell how long it waited.
+      EXPECT_GE(e.received, before);
+      EXPECT_LE(e.received, queued);
     }
   }
 }

@@ -133,6 +133,10 @@ class HubLoop {
     for (MqttLink::Event& event : link_->TakeEvents()) {
       switch (event.kind) {
         case MqttLink::Event::Kind::kMessage:
+          metrics_->inbound_wait.ObserveMicros(
+              static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                        std::chrono::steady_clock::now() - event.received)
+                                        .count()));
           ingestor_->OnMessage(event.topic, event.payload, clock_->WallUnixMs());
           break;
         case MqttLink::Event::Kind::kConnected:

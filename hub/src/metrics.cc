@@ -94,6 +94,8 @@ std::string RenderPrometheus(const HubMetrics& m, const HttpServerStats& http,
             m.downlink_failures);
   e.Histogram("instrumeter_hub_commit_latency_seconds", "Time to commit one ingest batch.",
               m.commit_latency);
+  e.Histogram("instrumeter_hub_inbound_wait_seconds",
+              "From the MQTT client receiving a message to the hub taking it.", m.inbound_wait);
   e.Histogram("instrumeter_hub_ack_latency_seconds",
               "From ingesting an envelope to publishing the ack that covers it.", m.ack_latency);
   e.Gauge("instrumeter_hub_mqtt_queued_messages",

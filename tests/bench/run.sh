@@ -9,7 +9,8 @@
 #   options: --skip-build, --profile (perf record of the hub during the batched ingest, report in
 #            build-bench/hub-profile.txt),
 #            --only LIST (comma-separated of: ingest,capacity,drain,storage,footprint)
-#   environment: CAPACITY_STEPS, CAPACITY_PERIOD_MS, CAPACITY_DEVICES_PER_CONNECTION (capacity),
+#   environment: CAPACITY_STEPS, CAPACITY_PERIOD_MS, CAPACITY_DEVICES_PER_CONNECTION,
+#            CAPACITY_RAMP_S (capacity),
 #            DRAIN_WINDOW (drain), KEEP_WORK=1 (keep every report, log and hub's /metrics)
 set -euo pipefail
 
@@ -25,7 +26,7 @@ while [ $# -gt 0 ]; do
     --skip-build) SKIP_BUILD=1 ;;
     --profile) PROFILE=1 ;;
     --only) ONLY="$2"; shift ;;
-    -h|--help) sed -n 2,13p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,14p "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -43,7 +44,7 @@ if [ "$QUICK" = 1 ]; then
   STORE_DEVICES=1000; STORE_PREFILL=2000
 else
   INGEST_DEVICES=1000; SINGLE_BACKLOG=200; BATCH_BACKLOG=2000
-  CAPACITY_STEPS="10000 20000 30000 40000 50000 60000 80000 100000"; CAPACITY_SECONDS=60
+  CAPACITY_STEPS="20000 40000 60000 80000 100000"; CAPACITY_SECONDS=60
   DRAIN_AGENTS=1000; DRAIN_EVENTS=8640
   STORE_DEVICES=1000; STORE_PREFILL=20000
 fi
@@ -53,6 +54,11 @@ if [ -n "$STEPS_FROM_ENV" ]; then CAPACITY_STEPS=$STEPS_FROM_ENV; fi
 # "Capacity"). CAPACITY_PERIOD_MS=1000 CAPACITY_DEVICES_PER_CONNECTION=1 is the earlier
 # time-compressed run: a connection per emulated device, each heartbeating as often as 10 devices.
 CAPACITY_PERIOD_MS=${CAPACITY_PERIOD_MS:-10000}
+# A device signs its first envelope (a run start) and then one a minute. Devices started within
+# one heartbeat period would sign in waves, several times the steady rate of a fleet whose agents
+# started at different times: they start one after another over CAPACITY_RAMP_S (a minute), and
+# the figures count the CAPACITY_SECONDS after that ramp.
+CAPACITY_RAMP_S=${CAPACITY_RAMP_S:-60}
 CAPACITY_DEVICES_PER_CONNECTION=${CAPACITY_DEVICES_PER_CONNECTION:-1000}
 # Drain: envelopes in flight per agent (the agent's default is 8; docs/performance.md shows why
 # 8 x 1,000 agents x 100 events overruns the 15 s ack timeout). DRAIN_WINDOW=2 run.sh ...
@@ -96,6 +102,23 @@ record() {
 }
 json() { /usr/bin/python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$1" "$2"; }
 calc() { /usr/bin/python3 -c "print($1)"; }
+# cpu_ticks PID: user + system clock ticks the process has used so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# cores TICKS: TICKS as cores used since $t_from (seconds since the epoch).
+cores() { calc "round(($1) / $(getconf CLK_TCK) / ($(date +%s.%N) - $t_from), 2)"; }
+# hist_p99 METRICS NAME: the upper bound, in ms, of the bucket holding the 99th percentile of a
+# Prometheus histogram in the METRICS file ("?" without samples).
+hist_p99() {
+  /usr/bin/python3 - "$1" "$2" <<'PY'
+import re, sys
+buckets = []
+for line in open(sys.argv[1]):
+    m = re.match(sys.argv[2] + r'_bucket\{le="([^"]+)"\} (\d+)', line)
+    if m: buckets.append((float(m.group(1)), int(m.group(2))))
+total = buckets[-1][1] if buckets else 0
+print(next((f"{le * 1000:g}" for le, n in buckets if n >= 0.99 * total), "?") if total else "?")
+PY
+}
 
 free_port() {
   /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -246,9 +269,30 @@ if wants capacity; then
     out="$WORK/capacity-$devices.json"
     "$LOADGEN" --broker "$BROKER_URL" --device-prefix "cap-" --devices "$n" \
       --devices-per-connection "$CAPACITY_DEVICES_PER_CONNECTION" \
-      --backlog "$((CAPACITY_SECONDS * 1000 / CAPACITY_PERIOD_MS))" --period-ms "$CAPACITY_PERIOD_MS" \
+      --backlog "$(((CAPACITY_RAMP_S + CAPACITY_SECONDS) * 1000 / CAPACITY_PERIOD_MS))" \
+      --period-ms "$CAPACITY_PERIOD_MS" --start-spread-s "$CAPACITY_RAMP_S" \
+      --warmup-s "$CAPACITY_RAMP_S" \
       --events-per-envelope 100 --window 8 --ack-timeout-ms 15000 \
-      --timeout-s "$((CAPACITY_SECONDS + 120))" --report-json "$out" >/dev/null || true
+      --timeout-s "$((CAPACITY_RAMP_S + CAPACITY_SECONDS + 120))" --report-json "$out" >/dev/null &
+    gen_pid=$!
+    PIDS+=("$gen_pid")
+    # CPU of each process from the end of the ramp until the generator's last reading.
+    ramp_end=$(($(date +%s) + CAPACITY_RAMP_S))
+    t_from=""
+    while kill -0 "$gen_pid" 2>/dev/null; do
+      if [ -z "$t_from" ] && [ "$(date +%s)" -ge "$ramp_end" ]; then
+        hub_from=$(cpu_ticks "$HUB_PID"); broker_from=$(cpu_ticks "$BROKER_PID")
+        gen_from=$(cpu_ticks "$gen_pid"); t_from=$(date +%s.%N)
+      fi
+      gen_ticks=$(cpu_ticks "$gen_pid" 2>/dev/null || echo "${gen_ticks:-0}")
+      sleep 0.2
+    done
+    wait "$gen_pid" || true
+    used="?"
+    if [ -n "$t_from" ]; then
+      used="$(cores "$(cpu_ticks "$HUB_PID") - $hub_from")/$(cores "$(cpu_ticks "$BROKER_PID") - \
+$broker_from")/$(cores "$gen_ticks - $gen_from")"
+    fi
     stop_hub
     stop_pid "$BROKER_PID"
     p99=$(json "$out" ack_p99_ms)
@@ -257,6 +301,15 @@ if wants capacity; then
     kept_up=$(calc "int($tail_ms < 1000 and '$complete' == 'True')")
     record "$devices devices: ack p50/p99 ms, acked after last due ms" \
       "$(json "$out" ack_p50_ms)/$p99, $tail_ms" "p99<200, tail<1000" -
+    # Where a p99 comes from: the generator sending late, the hub (its inbound queue, then from
+    # taking an envelope to its ack; the commits), or in between (the broker, the generator's
+    # inbound side); and whose CPU the step used (the hub's histograms include the ramp).
+    record "  p99 ms: generator send lag; hub inbound / ack / commit <=" \
+      "$(json "$out" send_lag_p99_ms); $(hist_p99 "$HUB_DIR/metrics.txt" \
+instrumeter_hub_inbound_wait_seconds) / $(hist_p99 "$HUB_DIR/metrics.txt" \
+instrumeter_hub_ack_latency_seconds) / $(hist_p99 "$HUB_DIR/metrics.txt" \
+instrumeter_hub_commit_latency_seconds)" "" -
+    record "  cores used after the ramp: hub/broker/generator" "$used" "" -
     # Past the first p99 miss the steps go on while no backlog grows: the throughput limit.
     if [ "$kept_up" = 1 ] && [ "$p99_missed" = 0 ] && [ "$(calc "int($p99 < 200)")" = 1 ]; then
       best=$devices

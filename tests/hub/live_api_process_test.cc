@@ -154,6 +154,7 @@ TEST_F(LiveApiProcessTest, ServesTheLiveStateTheStreamMetricsAndHealth) {
   EXPECT_EQ(samples["instrumeter_hub_events_stored_total"], 2);
   EXPECT_EQ(samples["instrumeter_hub_acks_sent_total"], 2);
   EXPECT_EQ(samples["instrumeter_hub_ack_latency_seconds_count"], 2);
+  EXPECT_GE(samples["instrumeter_hub_inbound_wait_seconds_count"], 2) << "every message taken";
   EXPECT_EQ(samples["instrumeter_hub_broker_connected"], 1);
   EXPECT_EQ(samples["instrumeter_hub_instruments_by_state{state=\"IN_USE\"}"], 1);
 
@@ -169,6 +170,19 @@ TEST_F(LiveApiProcessTest, ServesTheLiveStateTheStreamMetricsAndHealth) {
 
   EXPECT_EQ(hub_.Stop(), 0) << "SIGTERM stops the http thread too";
   EXPECT_TRUE((*stream)->Next(kWait) == std::nullopt);
+}
+
+// The hub allocates with jemalloc (hub/CMakeLists.txt; docs/performance.md, "Capacity"), except
+// in sanitizer builds, which keep the sanitizers' allocator.
+TEST_F(LiveApiProcessTest, TheHubAllocatesWithJemalloc) {
+  const std::string maps =
+      instrumeter::testing::ReadFile("/proc/" + std::to_string(hub_.pid()) + "/maps");
+#if defined(__SANITIZE_ADDRESS__)
+  EXPECT_EQ(maps.find("libjemalloc"), std::string::npos);
+#else
+  EXPECT_NE(maps.find("libjemalloc"), std::string::npos) << maps;
+#endif
+  EXPECT_EQ(hub_.Stop(), 0);
 }
 
 TEST_F(LiveApiProcessTest, AHubWithHttpDisabledListensNowhere) {

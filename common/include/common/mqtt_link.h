@@ -62,6 +62,7 @@ class MqttLink {
     std::string topic;   // kMessage
     std::string payload;
     bool retained = false;
+    std::chrono::steady_clock::time_point received{};  // kMessage: when Paho handed it over
   };
 
   static Result<std::unique_ptr<MqttLink>> Create(const Options& options);

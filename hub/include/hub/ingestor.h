@@ -104,8 +104,10 @@ struct HubMetrics {
   std::atomic<uint64_t> signatures_dropped{0};     // held too long (max_held_signatures)
   std::atomic<uint64_t> clock_skew_heartbeats{0};  // fresh heartbeats beyond clock_skew_warn_ms
   std::atomic<uint64_t> downlink_failures{0};
-  // Set by the MQTT bridge: messages received from the broker and not yet ingested.
+  // Set by the MQTT bridge: messages received from the broker and not yet ingested, and how long
+  // each waited between the MQTT client receiving it and the hub taking it.
   std::atomic<uint64_t> mqtt_queued_messages{0};
+  LatencyHistogram inbound_wait;
   std::atomic<uint64_t> commit_latency_us_last{0};
   std::atomic<uint64_t> commit_latency_us_max{0};
   std::atomic<uint64_t> commit_latency_us_total{0};
