@@ -110,13 +110,16 @@ cores() { calc "round(($1) / $(getconf CLK_TCK) / ($(date +%s.%N) - $t_from), 2)
 # Prometheus histogram in the METRICS file ("?" without samples).
 hist_p99() {
   /usr/bin/python3 - "$1" "$2" <<'PY'
-import re, sys
+import os, re, sys
 buckets = []
-for line in open(sys.argv[1]):
+for line in open(sys.argv[1]) if os.path.exists(sys.argv[1]) else []:
     m = re.match(sys.argv[2] + r'_bucket\{le="([^"]+)"\} (\d+)', line)
     if m: buckets.append((float(m.group(1)), int(m.group(2))))
 total = buckets[-1][1] if buckets else 0
-print(next((f"{le * 1000:g}" for le, n in buckets if n >= 0.99 * total), "?") if total else "?")
+bound = next((le for le, n in buckets if n >= 0.99 * total), None) if total else None
+if bound is None: print("?")
+elif bound == float("inf"): print(f">{buckets[-2][0] * 1000:g}")
+else: print(f"{bound * 1000:g}")
 PY
 }
 

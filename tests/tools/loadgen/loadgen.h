@@ -17,7 +17,8 @@
 // - backlog (period_ms = 0): every event is due at the start; measures drain time.
 // - live (period_ms > 0): device i's event k is due at start + (i * spread / devices) + k *
 //   period (spread: start_spread_ms, or one period), as an agent heartbeating every period_ms would
-//   create it, stamped with the real time (within one period: every device sends the same events);
+//   create it, stamped with the real time (every device sends the same events, so its stamps lag
+//   its schedule by its start offset, at most the spread, well inside the hub's skew limits);
 //   measures whether the hub keeps up (ack latency from due time, drain after the last due event).
 // Ack latency of an event: from when it was due (live) or first published (backlog) until the
 // first Ack covering it arrived.
