@@ -5,7 +5,7 @@
 # brokers and hubs on free loopback ports, and stops everything it started on exit.
 #
 #   tests/bench/run.sh            full run (about 35 minutes on the quiet 2-core reference machine)
-#   tests/bench/run.sh --quick    scaled down (about 8 minutes); targets are checked the same way
+#   tests/bench/run.sh --quick    scaled down (about 11 minutes); targets are checked the same way
 #   options: --skip-build, --profile (perf record of the hub during the batched ingest, report in
 #            build-bench/hub-profile.txt),
 #            --only LIST (comma-separated of: ingest,capacity,drain,storage,footprint)
