@@ -801,12 +801,6 @@ Status Ingestor::Commit() {
   }
   SendDownlinks(prepared);
   if (observer_ != nullptr) NotifyObserver(&prepared, batch);
-  // After the acks: a slow step delays the next batch, never this one's acknowledgements.
-  if (Status compacted = store_->CompactRecentEvents(); !compacted.ok())
-    log_->Log(spdlog::level::err, "compact",
-              "ingest: cannot compact stored events (every event stays stored and readable; "
-              "appends slow down as more wait): " +
-                  compacted.ToString());
   return Status::Ok();
 }
 

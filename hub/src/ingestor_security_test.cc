@@ -379,10 +379,8 @@ TEST_F(IngestSecurityTest, AStoreFromBeforeSigningGetsItsChainComputedAtStart) {
     // What a store migrated from schema 1 looks like: events without links.
     Result<std::unique_ptr<SqliteDb>> db = SqliteDb::Open(dir_.File("hub.db"), {});
     ASSERT_TRUE(db.ok());
-    ASSERT_TRUE((*db)
-                    ->Exec("UPDATE events SET link = NULL; UPDATE recent_events SET link = NULL; "
-                           "UPDATE devices SET chain_link = NULL")
-                    .ok());
+    ASSERT_TRUE(
+        (*db)->Exec("UPDATE events SET link = NULL; UPDATE devices SET chain_link = NULL").ok());
   }
   Enroll(kDevice, key_);
   auto ingestor = Make();

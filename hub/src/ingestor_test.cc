@@ -4,7 +4,6 @@
 
 #include <limits>
 
-#include "common/sqlite_db.h"
 #include "hub/sqlite_store.h"
 #include "hub_testing/events.h"
 #include "protocol/chain.h"
@@ -52,9 +51,7 @@ class FailingStore : public Store {
  public:
   explicit FailingStore(Store* inner) : inner_(inner) {}
   bool fail = false;
-  bool fail_compaction = false;
   int key_lists = 0;
-  int compactions = 0;
 
   Status PutInstruments(const std::vector<Instrument>& in, int64_t now) override {
     return inner_->PutInstruments(in, now);
@@ -74,11 +71,6 @@ class FailingStore : public Store {
   Status CommitBatch(const Batch& batch) override {
     if (fail) return Status::ResourceExhausted("database hub.db: database or disk is full");
     return inner_->CommitBatch(batch);
-  }
-  Status CompactRecentEvents() override {
-    ++compactions;
-    if (fail_compaction) return Status::Corruption("database hub.db: compaction broke");
-    return inner_->CompactRecentEvents();
   }
   Result<std::vector<DeviceInterval>> ReadIntervals(const std::string& id, int64_t from,
                                                     int64_t to) override {
@@ -358,46 +350,6 @@ TEST_F(IngestorTest, DeviceKeysAreReadAgainOnlyWhenTheyChanged) {
   clock_.Advance(options_.key_reload_ms);
   ingestor->Poll();
   EXPECT_EQ(counting.key_lists, 3) << "a chain reset and a revocation, read together";
-}
-
-// Every commit moves what waits (limit 1): resends are then compared with events the store
-// keeps in its main table, and a failing compaction holds back neither acks nor health.
-TEST_F(IngestorTest, CompactionRunsAfterTheAcksAndNeverHoldsThemBack) {
-  Result<std::unique_ptr<Store>> compacting = OpenSqliteStore({.path = dir_.File("hub.db"),
-                                                               .recent_events_limit = 1,
-                                                               .compaction_slice = 1,
-                                                               .min_waiting_per_device = 1});
-  ASSERT_TRUE(compacting.ok());
-  FailingStore counting(compacting->get());
-  auto ingestor = MakeIngestor(&counting);
-  Send(ingestor.get(), Slice(TypicalRun(), 1, 3));
-  CommitDue(ingestor.get());
-  EXPECT_EQ(counting.compactions, 1);
-  auto db = SqliteDb::Open(dir_.File("hub.db"), {});
-  ASSERT_TRUE(db.ok());
-  auto rows = [&](const std::string& table) {
-    return (*db)->QueryInt("SELECT count(*) FROM " + table)->value_or(-1);
-  };
-  EXPECT_EQ(rows("events"), 3);
-  EXPECT_EQ(rows("recent_events"), 0);
-
-  const v1::Event forged =
-      Beat(2, kInUse, {kBoot1, kMono + 60'000, kWall + 60'000, 60'000, 60'000});
-  Send(ingestor.get(), {forged});
-  Send(ingestor.get(), Slice(TypicalRun(), 1, 3));
-  CommitDue(ingestor.get());
-  EXPECT_EQ(metrics_.rejected.conflicting_duplicate, 1u);
-  EXPECT_EQ(metrics_.duplicates, 3u);
-  EXPECT_EQ((*store_->ReadEvents(kDevice, 2, 2))[0].body, TypicalRun()[1].SerializeAsString());
-
-  counting.fail_compaction = true;
-  Send(ingestor.get(), Slice(TypicalRun(), 4, 5));
-  CommitDue(ingestor.get());
-  EXPECT_EQ(LastAck(), 5u) << "acked although the compaction after it failed";
-  EXPECT_TRUE(ingestor->healthy());
-  EXPECT_EQ(counting.compactions, 3);
-  EXPECT_EQ(StoredEvents(store_.get()), 5u);
-  EXPECT_EQ(rows("recent_events"), 2);
 }
 
 TEST_F(IngestorTest, NothingIsAckedWhileCommitsFailAndTheBatchCommitsLater) {

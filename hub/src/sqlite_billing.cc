@@ -303,7 +303,7 @@ Status SqliteBilling::Prepare() {
        "SELECT state, start_wall_unix_ms, duration_ms, flags FROM intervals "
        "WHERE dev_key = ? AND kind = ? AND start_seq = ?"},
       {&wall_span_,
-       "SELECT min(wall_unix_ms), max(wall_unix_ms) FROM all_events "
+       "SELECT min(wall_unix_ms), max(wall_unix_ms) FROM events "
        "WHERE dev_key = ? AND seq BETWEEN ? AND ?"},
       {&mark_dirty_,
        "INSERT INTO billing_dirty(instrument_id, from_unix_ms, to_unix_ms, version) "
@@ -735,7 +735,7 @@ Result<std::vector<MarkRecord>> SqliteBilling::ReadSessionMarks(const std::strin
                                                                 int64_t from_unix_ms,
                                                                 int64_t to_unix_ms) {
   Result<SqliteStatement> s = db_->Prepare(
-      "SELECT e.seq, e.wall_unix_ms, e.body FROM all_events e "
+      "SELECT e.seq, e.wall_unix_ms, e.body FROM events e "
       "JOIN devices d ON d.dev_key = e.dev_key WHERE d.device_id = ?1 AND e.kind = 12 "
       "AND e.wall_unix_ms >= ?2 AND e.wall_unix_ms < ?3 ORDER BY e.wall_unix_ms, e.seq");
   if (!s.ok()) return s.status();

@@ -166,13 +166,11 @@ TEST_F(SqliteBillingTest, AVersionOneDatabaseIsMigratedToTheLatest) {
   {
     // Back to what a hub of schema version 1 left: no billing tables (version 2), no signed
     // telemetry (version 3), no share links (version 4), no key version (version 5; its
-    // triggers go with device_keys), every event in `events` (version 6).
+    // triggers go with device_keys).
     Result<std::unique_ptr<SqliteDb>> db = SqliteDb::Open(path_, {});
     ASSERT_TRUE(db.ok());
     Status reverted = (*db)->Exec(
-        "INSERT INTO events SELECT * FROM recent_events; DROP VIEW all_events; "
-        "DROP TABLE recent_events; DROP TABLE billing_rules; DROP TABLE bookings; DROP TABLE "
-        "billing_dirty; "
+        "DROP TABLE billing_rules; DROP TABLE bookings; DROP TABLE billing_dirty; "
         "DROP TABLE device_hours; DROP INDEX events_session_marks; DROP TABLE unbooked_progress; "
         "DROP TABLE ledger; DROP TABLE ledger_head; "
         "DROP TABLE device_keys; DROP TABLE unproven_ranges; DROP TABLE api_tokens; "
@@ -188,7 +186,7 @@ TEST_F(SqliteBillingTest, AVersionOneDatabaseIsMigratedToTheLatest) {
   }
   Result<std::unique_ptr<Store>> store = OpenSqliteStore({.path = path_});
   ASSERT_TRUE(store.ok()) << store.status().ToString();
-  EXPECT_EQ(SqliteSchemaVersion(), 6);
+  EXPECT_EQ(SqliteSchemaVersion(), 5);
   Result<LedgerHead> head = (*store)->ReadLedgerHead();
   ASSERT_TRUE(head.ok());
   EXPECT_EQ(head->entry_id, 0);

@@ -13,7 +13,7 @@ namespace {
 
 // Migration N (0-based) takes the database from user_version N to N + 1. Append only: a
 // released migration is never edited.
-constexpr std::array<const char*, 6> kMigrations = {
+constexpr std::array<const char*, 5> kMigrations = {
     R"sql(
 CREATE TABLE instruments(
   instrument_id TEXT PRIMARY KEY,
@@ -167,41 +167,7 @@ CREATE TRIGGER device_keys_updated AFTER UPDATE ON device_keys
 CREATE TRIGGER device_keys_deleted AFTER DELETE ON device_keys
   BEGIN UPDATE device_keys_version SET version = version + 1 WHERE one = 1; END;
 )sql",
-    // 6: a live fleet commits about one event per device per batch, and once the events index
-    // outgrows the page cache each such event dirtied an index page of its own: at 20 million
-    // rows appends fell 8x (docs/performance.md, "Storage"). Such events now land in a small
-    // table of the same shape and move into `events` a few devices at a time, many events per
-    // device at once (SqliteStore::CompactRecentEvents). Readers use the view.
-    R"sql(
-CREATE TABLE recent_events(
-  dev_key INTEGER NOT NULL,
-  seq INTEGER NOT NULL,
-  kind INTEGER NOT NULL,
-  state INTEGER,
-  boot_id TEXT NOT NULL,
-  monotonic_ms INTEGER NOT NULL,
-  wall_unix_ms INTEGER NOT NULL,
-  powered_ms INTEGER,
-  in_use_ms INTEGER,
-  body BLOB NOT NULL,
-  received_unix_ms INTEGER NOT NULL,
-  link BLOB,
-  UNIQUE(dev_key, seq)
-);
-CREATE INDEX recent_events_session_marks ON recent_events(dev_key, wall_unix_ms) WHERE kind = 12;
--- Every stored event once: a (dev_key, seq) is in one of the two tables, never in both.
-CREATE VIEW all_events AS
-  SELECT dev_key, seq, kind, state, boot_id, monotonic_ms, wall_unix_ms, powered_ms, in_use_ms,
-         body, received_unix_ms, link FROM events
-  UNION ALL
-  SELECT dev_key, seq, kind, state, boot_id, monotonic_ms, wall_unix_ms, powered_ms, in_use_ms,
-         body, received_unix_ms, link FROM recent_events;
-)sql",
 };
-
-constexpr char kEventColumns[] =
-    "dev_key, seq, kind, state, boot_id, monotonic_ms, wall_unix_ms, powered_ms, in_use_ms, body, "
-    "received_unix_ms, link";
 
 constexpr char kIntervalColumns[] =
     "i.kind, i.state, i.boot_id, i.start_wall_unix_ms, i.duration_ms, i.start_seq, i.end_seq, "
@@ -229,26 +195,14 @@ Result<Interval> ReadInterval(const SqliteStatement& s, int c) {
 
 int64_t I64(uint64_t v) { return static_cast<int64_t>(v); }
 
-// A device with at least this many events in one batch stores them straight into `events`:
-// they are consecutive there, so they share index pages already (a backlog being resent).
-constexpr size_t kDirectRun = 32;
-
 class SqliteStore : public Store {
  public:
-  SqliteStore(std::unique_ptr<SqliteDb> db, const SqliteStoreOptions& options)
-      : db_(std::move(db)),
-        billing_(std::make_unique<SqliteBilling>(db_.get())),
-        recent_limit_(options.recent_events_limit),
-        compaction_slice_(std::max<int64_t>(1, options.compaction_slice)),
-        max_waiting_devices_(options.recent_events_limit /
-                             std::max<int64_t>(1, options.min_waiting_per_device)) {}
+  explicit SqliteStore(std::unique_ptr<SqliteDb> db)
+      : db_(std::move(db)), billing_(std::make_unique<SqliteBilling>(db_.get())) {}
 
   Status Init() {
     INSTRUMETER_RETURN_IF_ERROR(Migrate());
     INSTRUMETER_RETURN_IF_ERROR(PrepareStatements());
-    Result<std::optional<int64_t>> waiting = db_->QueryInt("SELECT count(*) FROM recent_events");
-    if (!waiting.ok()) return waiting.status();
-    recent_rows_ = waiting->value_or(0);
     return billing_->Prepare();
   }
 
@@ -364,7 +318,7 @@ class SqliteStore : public Store {
         "SELECT dev_key, MIN(seq), MAX(seq) FROM ("
         "  SELECT e.dev_key, e.seq, e.seq - ROW_NUMBER() OVER ("
         "      PARTITION BY e.dev_key ORDER BY e.seq) AS island"
-        "  FROM devices d JOIN all_events e ON e.dev_key = d.dev_key AND e.seq > d.contiguous_seq)"
+        "  FROM devices d JOIN events e ON e.dev_key = d.dev_key AND e.seq > d.contiguous_seq)"
         " GROUP BY dev_key, island ORDER BY dev_key, 2");
     if (!ranges.ok()) return ranges.status();
     while (true) {
@@ -411,17 +365,12 @@ class SqliteStore : public Store {
     Result<SqliteTransaction> tx = SqliteTransaction::Begin(db_.get());
     if (!tx.ok()) return tx.status().WithContext("commit batch");
     std::map<std::string, int64_t> new_keys;  // cached only once the commit succeeded
-    int64_t waiting = 0;
-    const bool fleet_may_wait = static_cast<int64_t>(dev_keys_.size()) <= max_waiting_devices_;
     for (const DeviceBatch& dev : batch.devices) {
       const std::string& id = dev.record.device_id;
       Result<int64_t> key = DevKey(id, &new_keys);
       if (!key.ok()) return key.status().WithContext("commit batch: device '" + id + "'");
-      const bool direct = !fleet_may_wait || dev.events.size() >= kDirectRun;
-      if (!direct) waiting += static_cast<int64_t>(dev.events.size());
       for (const EventRow& e : dev.events) {
-        Status st = direct ? InsertEvent(&*insert_event_, &*recent_event_exists_, *key, e)
-                           : InsertEvent(&*insert_recent_event_, &*event_exists_, *key, e);
+        Status st = InsertEvent(*key, e);
         if (!st.ok())
           return st.WithContext("commit batch: device '" + id + "' seq " + std::to_string(e.seq));
       }
@@ -436,14 +385,11 @@ class SqliteStore : public Store {
                                 std::to_string(iv.start_seq));
       }
       for (const auto& [seq, link] : dev.link_updates) {
-        // The event is in one of the two tables.
-        for (SqliteStatement* update : {&*update_link_, &*update_recent_link_}) {
-          update->Reset();
-          Status st = update->BindBlob(1, link).Bind(2, *key).Bind(3, I64(seq)).Run();
-          if (!st.ok())
-            return st.WithContext("commit batch: device '" + id + "' link of seq " +
-                                  std::to_string(seq));
-        }
+        update_link_->Reset();
+        Status st = update_link_->BindBlob(1, link).Bind(2, *key).Bind(3, I64(seq)).Run();
+        if (!st.ok())
+          return st.WithContext("commit batch: device '" + id + "' link of seq " +
+                                std::to_string(seq));
       }
       if (dev.unproven.has_value()) {
         insert_unproven_->Reset();
@@ -459,45 +405,6 @@ class SqliteStore : public Store {
     }
     INSTRUMETER_RETURN_IF_ERROR(tx->Commit().WithContext("commit batch"));
     dev_keys_.merge(new_keys);
-    recent_rows_ += waiting;
-    return Status::Ok();
-  }
-
-  // Moves the waiting events of whole devices, from the cursor on, about compaction_slice_ at a
-  // time, until no more than recent_limit_ wait: in one transaction. The cursor wraps round, so
-  // a device's events wait about as long as the fleet takes to bring recent_limit_ events.
-  Status CompactRecentEvents() override {
-    if (recent_rows_ <= recent_limit_) return Status::Ok();
-    Result<SqliteTransaction> tx = SqliteTransaction::Begin(db_.get());
-    if (!tx.ok()) return tx.status().WithContext("compacting recent events");
-    int64_t cursor = compaction_cursor_;
-    int64_t waiting = recent_rows_;
-    while (waiting > recent_limit_) {
-      Result<std::optional<int64_t>> last = SliceEnd(cursor);
-      if (last.ok() && !last->has_value() && cursor >= 0) {
-        cursor = -1;  // round again from the first device
-        last = SliceEnd(cursor);
-      }
-      if (!last.ok()) return last.status().WithContext("compacting recent events");
-      if (!last->has_value()) {  // none wait: the count was high
-        waiting = 0;
-        break;
-      }
-      for (SqliteStatement* step : {&*move_recent_events_, &*delete_recent_events_}) {
-        step->Reset();
-        Status st = step->Bind(1, cursor).Bind(2, **last).Run();
-        if (!st.ok())
-          return st.WithContext(
-              "compacting recent events: moving those of the devices with "
-              "dev_key in (" +
-              std::to_string(cursor) + ", " + std::to_string(**last) + "] into events");
-      }
-      waiting -= db_->Changes();
-      cursor = **last;
-    }
-    INSTRUMETER_RETURN_IF_ERROR(tx->Commit().WithContext("compacting recent events"));
-    recent_rows_ = std::max<int64_t>(0, waiting);
-    compaction_cursor_ = cursor;
     return Status::Ok();
   }
 
@@ -865,19 +772,6 @@ class SqliteStore : public Store {
     return tx->Commit();
   }
 
-  // The device that holds the slice-th waiting event after `cursor` (or the last one, when fewer
-  // wait); none when no event waits after it.
-  Result<std::optional<int64_t>> SliceEnd(int64_t cursor) {
-    slice_end_->Reset();
-    slice_end_->Bind(1, cursor).Bind(2, compaction_slice_ - 1);
-    Result<bool> row = slice_end_->Step();
-    if (!row.ok()) return row.status();
-    std::optional<int64_t> out;
-    if (*row && !slice_end_->IsNull(0)) out = slice_end_->Int(0);
-    slice_end_->Reset();
-    return out;
-  }
-
   Result<int64_t> UserVersion() {
     Result<std::optional<int64_t>> version = db_->QueryInt("PRAGMA user_version");
     if (!version.ok()) return version.status();
@@ -887,27 +781,13 @@ class SqliteStore : public Store {
   Status PrepareStatements() {
     struct Item {
       std::optional<SqliteStatement>* slot;
-      std::string sql;
+      const char* sql;
     };
     const Item items[] = {
         {&insert_event_,
-         "INSERT INTO events(" + std::string(kEventColumns) + ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?)"},
-        {&insert_recent_event_, "INSERT INTO recent_events(" + std::string(kEventColumns) +
-                                    ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?)"},
-        {&event_exists_, "SELECT 1 FROM events WHERE dev_key = ? AND seq = ?"},
-        {&recent_event_exists_, "SELECT 1 FROM recent_events WHERE dev_key = ? AND seq = ?"},
+         "INSERT INTO events(dev_key, seq, kind, state, boot_id, monotonic_ms, wall_unix_ms, "
+         "powered_ms, in_use_ms, body, received_unix_ms, link) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)"},
         {&update_link_, "UPDATE events SET link = ? WHERE dev_key = ? AND seq = ?"},
-        {&update_recent_link_, "UPDATE recent_events SET link = ? WHERE dev_key = ? AND seq = ?"},
-        {&slice_end_,
-         "SELECT coalesce((SELECT dev_key FROM recent_events WHERE dev_key > ?1 "
-         "ORDER BY dev_key, seq LIMIT 1 OFFSET ?2), "
-         "(SELECT max(dev_key) FROM recent_events WHERE dev_key > ?1))"},
-        // In index order: each device's events go in next to each other.
-        {&move_recent_events_, "INSERT INTO events(" + std::string(kEventColumns) + ") SELECT " +
-                                   kEventColumns +
-                                   " FROM recent_events WHERE dev_key > ?1 AND dev_key <= ?2 "
-                                   "ORDER BY dev_key, seq"},
-        {&delete_recent_events_, "DELETE FROM recent_events WHERE dev_key > ?1 AND dev_key <= ?2"},
         {&insert_unproven_,
          "INSERT OR REPLACE INTO unproven_ranges(dev_key, from_seq, to_seq, resolved_unix_ms) "
          "VALUES(?, ?, ?, ?)"},
@@ -935,7 +815,7 @@ class SqliteStore : public Store {
         {&insert_device_, "INSERT INTO devices(device_id) VALUES(?) RETURNING dev_key"},
         {&read_events_,
          "SELECT e.seq, e.kind, e.state, e.boot_id, e.monotonic_ms, e.wall_unix_ms, e.powered_ms, "
-         "e.in_use_ms, e.body, e.received_unix_ms, e.link FROM all_events e "
+         "e.in_use_ms, e.body, e.received_unix_ms, e.link FROM events e "
          "JOIN devices d ON d.dev_key = e.dev_key "
          "WHERE d.device_id = ?1 AND e.seq BETWEEN ?2 AND ?3 ORDER BY e.seq"},
         {&upsert_instrument_,
@@ -991,16 +871,8 @@ class SqliteStore : public Store {
     return key;
   }
 
-  // Each table's UNIQUE(dev_key, seq) guards only itself: `exists_elsewhere` looks in the other.
-  Status InsertEvent(SqliteStatement* insert, SqliteStatement* exists_elsewhere, int64_t dev_key,
-                     const EventRow& e) {
-    exists_elsewhere->Reset();
-    exists_elsewhere->Bind(1, dev_key).Bind(2, I64(e.seq));
-    Result<bool> found = exists_elsewhere->Step();
-    exists_elsewhere->Reset();
-    if (!found.ok()) return found.status();
-    if (*found) return Status::AlreadyExists("this sequence is stored already");
-    SqliteStatement& s = *insert;
+  Status InsertEvent(int64_t dev_key, const EventRow& e) {
+    SqliteStatement& s = *insert_event_;
     s.Reset();
     s.Bind(1, dev_key).Bind(2, I64(e.seq)).Bind(3, int64_t{e.kind});
     if (e.state.has_value()) {
@@ -1110,14 +982,7 @@ class SqliteStore : public Store {
   // Declared after db_: statements are finalised before the connection closes.
   std::unique_ptr<SqliteBilling> billing_;
   std::optional<SqliteStatement> insert_event_;
-  std::optional<SqliteStatement> insert_recent_event_;
-  std::optional<SqliteStatement> event_exists_;
-  std::optional<SqliteStatement> recent_event_exists_;
   std::optional<SqliteStatement> update_link_;
-  std::optional<SqliteStatement> update_recent_link_;
-  std::optional<SqliteStatement> slice_end_;
-  std::optional<SqliteStatement> move_recent_events_;
-  std::optional<SqliteStatement> delete_recent_events_;
   std::optional<SqliteStatement> insert_unproven_;
   std::optional<SqliteStatement> upsert_interval_;
   std::optional<SqliteStatement> update_device_;
@@ -1127,11 +992,6 @@ class SqliteStore : public Store {
   std::optional<SqliteStatement> insert_instrument_;
   std::optional<SqliteStatement> instrument_exists_;
   std::map<std::string, int64_t> dev_keys_;  // committed device rows
-  const int64_t recent_limit_;
-  const int64_t compaction_slice_;
-  const int64_t max_waiting_devices_;
-  int64_t recent_rows_ = 0;         // waiting in recent_events, as this connection counts them
-  int64_t compaction_cursor_ = -1;  // devices up to this dev_key moved last
 };
 
 }  // namespace
@@ -1143,7 +1003,7 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteStoreOptions& options
   db_options.busy_timeout_ms = options.busy_timeout_ms;
   Result<std::unique_ptr<SqliteDb>> db = SqliteDb::Open(options.path, db_options);
   if (!db.ok()) return db.status();
-  auto store = std::make_unique<SqliteStore>(std::move(*db), options);
+  auto store = std::make_unique<SqliteStore>(std::move(*db));
   INSTRUMETER_RETURN_IF_ERROR(store->Init());
   return std::unique_ptr<Store>(std::move(store));
 }

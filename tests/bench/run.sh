@@ -345,27 +345,14 @@ fi
 
 if wants storage; then
   echo "== 5. storage: $STORE_DEVICES devices, $STORE_PREFILL events each pre-filled"
-  # Once as the hub stores (schema 6: live events wait in recent_events), once with every event
-  # straight into events (the one-table layout before it), for the gain on a large table.
-  for layout in waiting one-table; do
-    extra=()
-    [ "$layout" = one-table ] && extra=(--min-waiting-per-device 1000000000)
-    rm -f "$WORK"/storage.db*
-    "$STORAGE" --db "$WORK/storage.db" --devices "$STORE_DEVICES" \
-      --prefill-per-device "$STORE_PREFILL" --measure-per-device 50 "${extra[@]}" \
-      >"$WORK/storage-$layout.jsonl"
-    sed -n 1p "$WORK/storage-$layout.jsonl" >"$WORK/small-$layout.json"
-    sed -n 2p "$WORK/storage-$layout.jsonl" >"$WORK/large-$layout.json"
-  done
-  rm -f "$WORK"/storage.db*
-  small="$WORK/small-waiting.json"
-  large="$WORK/large-waiting.json"
+  "$STORAGE" --db "$WORK/storage.db" --devices "$STORE_DEVICES" \
+    --prefill-per-device "$STORE_PREFILL" --measure-per-device 50 >"$WORK/storage.jsonl"
+  small=$(sed -n 1p "$WORK/storage.jsonl" >"$WORK/small.json"; echo "$WORK/small.json")
+  large=$(sed -n 2p "$WORK/storage.jsonl" >"$WORK/large.json"; echo "$WORK/large.json")
   record "store appends/s, interleaved, $(json "$small" table_rows) rows" \
     "$(json "$small" append_rows_per_s)" "" -
   record "store appends/s, interleaved, $(json "$large" table_rows) rows" \
     "$(json "$large" append_rows_per_s)" "" -
-  record "  the same, one table (before schema 6): small / large" \
-    "$(json "$WORK/small-one-table.json" append_rows_per_s) / $(json "$WORK/large-one-table.json" append_rows_per_s)" "" -
   record "store duplicate lookups/s, small / large table" \
     "$(json "$small" lookups_per_s) / $(json "$large" lookups_per_s)" "" -
   record "store pre-fill (device-major) rows/s; file MB" \

@@ -5,10 +5,7 @@
 // The table is pre-filled through CommitBatch too, device by device (each device's sequences
 // are contiguous, so the (dev_key, seq) index grows at its right edge and the pre-fill is
 // fast); the measured batches then append the next sequence of many devices at once, which
-// would touch one index leaf per device: they wait in recent_events and CompactRecentEvents,
-// called after each commit as the ingestor does, moves them. Each measure starts once as many
-// events wait as the store lets wait (a warm-up of `recent_events_limit` events, not timed), so
-// that it measures the steady state: compaction moving as much as arrives.
+// touches one index leaf per device.
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
@@ -33,13 +30,20 @@ struct Fleet {
   std::vector<hub::EventRow> rows;  // [i] is sequence i + 1 of every device
 };
 
-// Commits `total` further events in `round_size`-event batches that each take the next sequence
-// of the next devices in `order` (interleaved), compacting after each; returns rows/s.
-Result<double> AppendInterleaved(hub::Store* store, Fleet* fleet, const std::vector<size_t>& order,
-                                 uint64_t total, size_t round_size) {
+// Commits `per_device` further events of every device in `round_size`-event batches that each
+// take the next sequence of the next devices (interleaved); returns rows/s. Devices come in one
+// fixed random order, round after round, as a live fleet's heartbeats do: each keeps its phase in
+// the period, so a batch holds devices with unrelated keys (in key order, neighbours would share
+// index leaves and flatter the store).
+Result<double> AppendInterleaved(hub::Store* store, Fleet* fleet, uint64_t per_device,
+                                 size_t round_size) {
+  std::vector<size_t> order(fleet->records.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::shuffle(order.begin(), order.end(), std::mt19937_64(11));
   const auto start = std::chrono::steady_clock::now();
   uint64_t rows = 0;
   size_t next = 0;
+  const uint64_t total = per_device * fleet->records.size();
   while (rows < total) {
     hub::Batch batch;
     for (size_t n = 0; n < round_size && rows < total; ++n, ++rows) {
@@ -53,22 +57,8 @@ Result<double> AppendInterleaved(hub::Store* store, Fleet* fleet, const std::vec
       batch.devices.push_back(std::move(dev));
     }
     INSTRUMETER_RETURN_IF_ERROR(store->CommitBatch(batch));
-    INSTRUMETER_RETURN_IF_ERROR(store->CompactRecentEvents());
   }
   return static_cast<double>(total) / SecondsSince(start);
-}
-
-// The warm-up, then the measure; returns the measure's rows/s. Devices come in one fixed random
-// order, round after round, as a live fleet's heartbeats do: each keeps its phase in the period,
-// so a batch holds devices with unrelated keys.
-Result<double> AppendSteadily(hub::Store* store, Fleet* fleet, uint64_t warmup, uint64_t total,
-                              size_t round_size) {
-  std::vector<size_t> order(fleet->records.size());
-  std::iota(order.begin(), order.end(), size_t{0});
-  std::shuffle(order.begin(), order.end(), std::mt19937_64(11));
-  Result<double> warm = AppendInterleaved(store, fleet, order, warmup, round_size);
-  if (!warm.ok()) return warm.status();
-  return AppendInterleaved(store, fleet, order, total, round_size);
 }
 
 // Pre-fills `per_device` events of every device, device by device; returns rows/s.
@@ -111,21 +101,15 @@ Result<double> Lookups(hub::Store* store, const Fleet& fleet, int count) {
 }
 
 Status Run(const std::string& path, int devices, uint64_t prefill_per_device,
-           uint64_t measure_per_device, size_t round_size, int lookups, int64_t recent_limit,
-           int64_t min_waiting) {
-  auto store = hub::OpenSqliteStore(
-      {.path = path, .recent_events_limit = recent_limit, .min_waiting_per_device = min_waiting});
+           uint64_t measure_per_device, size_t round_size, int lookups) {
+  auto store = hub::OpenSqliteStore({.path = path});
   if (!store.ok()) return store.status();
   loadgen::LoadOptions ids;
   ids.device_prefix = "store-";
   Fleet fleet;
   int64_t powered = 0;
   int64_t in_use = 0;
-  // Whole rounds of the fleet, so that every device has a row for each.
-  const uint64_t warmup_per_device = static_cast<uint64_t>(recent_limit) / devices + 1;
-  const uint64_t warmup = warmup_per_device * static_cast<uint64_t>(devices);
-  const uint64_t measure = measure_per_device * static_cast<uint64_t>(devices);
-  const uint64_t per_device = prefill_per_device + 2 * (warmup_per_device + measure_per_device);
+  const uint64_t per_device = prefill_per_device + 2 * measure_per_device;
   for (std::string& bytes : loadgen::MakeBacklog("storage-bench-boot", static_cast<int>(per_device),
                                                  {}, &powered, &in_use)) {
     v1::Event event;
@@ -137,9 +121,9 @@ Status Run(const std::string& path, int devices, uint64_t prefill_per_device,
     r.device_id = loadgen::DeviceId(ids, i);
     fleet.records.push_back(r);
   }
-  auto empty = AppendSteadily(store->get(), &fleet, warmup, measure, round_size);
+  auto empty = AppendInterleaved(store->get(), &fleet, measure_per_device, round_size);
   if (!empty.ok()) return empty.status();
-  const uint64_t small_rows = warmup + measure;
+  const uint64_t small_rows = measure_per_device * static_cast<uint64_t>(devices);
   auto small_lookups = Lookups(store->get(), fleet, lookups);
   if (!small_lookups.ok()) return small_lookups.status();
   std::printf(
@@ -149,8 +133,8 @@ Status Run(const std::string& path, int devices, uint64_t prefill_per_device,
   std::fflush(stdout);
   auto prefill = PrefillDeviceMajor(store->get(), &fleet, prefill_per_device);
   if (!prefill.ok()) return prefill.status();
-  const uint64_t large_rows = 2 * small_rows + prefill_per_device * static_cast<uint64_t>(devices);
-  auto large = AppendSteadily(store->get(), &fleet, warmup, measure, round_size);
+  const uint64_t large_rows = small_rows + prefill_per_device * static_cast<uint64_t>(devices);
+  auto large = AppendInterleaved(store->get(), &fleet, measure_per_device, round_size);
   if (!large.ok()) return large.status();
   auto large_lookups = Lookups(store->get(), fleet, lookups);
   if (!large_lookups.ok()) return large_lookups.status();
@@ -174,8 +158,6 @@ int main(int argc, char** argv) {
   uint64_t measure = 200;
   size_t round = 1000;
   int lookups = 20'000;
-  int64_t recent_limit = instrumeter::hub::SqliteStoreOptions{}.recent_events_limit;
-  int64_t min_waiting = instrumeter::hub::SqliteStoreOptions{}.min_waiting_per_device;
   CLI::App app{"storage_bench: hub store appends and duplicate lookups, small and large table"};
   app.add_option("--db", path, "new database file")->required();
   app.add_option("--devices", devices)->capture_default_str();
@@ -186,16 +168,8 @@ int main(int argc, char** argv) {
   app.add_option("--batch", round, "events per committed batch (one per device)")
       ->capture_default_str();
   app.add_option("--lookups", lookups)->capture_default_str();
-  app.add_option("--recent-events-limit", recent_limit,
-                 "events that may wait in recent_events before compaction moves them")
-      ->capture_default_str();
-  app.add_option("--min-waiting-per-device", min_waiting,
-                 "fewer devices than the limit / this may wait (a huge value: every event goes "
-                 "straight into events, the one-table layout)")
-      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
-  const instrumeter::Status st =
-      instrumeter::Run(path, devices, prefill, measure, round, lookups, recent_limit, min_waiting);
+  const instrumeter::Status st = instrumeter::Run(path, devices, prefill, measure, round, lookups);
   if (!st.ok()) {
     std::fprintf(stderr, "storage_bench: %s\n", st.ToString().c_str());
     return 1;

@@ -27,8 +27,7 @@ void ExpectEveryAckCommitted(const Stack& s, const std::vector<SeenAck>& acks) {
   ASSERT_TRUE(db.ok()) << db.status().ToString();
   std::map<std::string, std::map<uint64_t, int64_t>> received;  // device -> seq -> received
   auto rows = (*db)->Prepare(
-      "SELECT d.device_id, e.seq, e.received_unix_ms FROM all_events e JOIN devices d "
-      "USING(dev_key)");
+      "SELECT d.device_id, e.seq, e.received_unix_ms FROM events e JOIN devices d USING(dev_key)");
   ASSERT_TRUE(rows.ok()) << rows.status().ToString();
   while (true) {
     auto row = rows->Step();

@@ -50,7 +50,7 @@ TEST(FAULT_SUITE, ManyDevicesWithBacklogsConnectAtOnceAllDrainedExactly) {
   ASSERT_TRUE(db.ok()) << db.status().ToString();
   auto rows = (*db)->Prepare(
       "SELECT d.device_id, d.contiguous_seq,"
-      " (SELECT COUNT(*) FROM all_events e WHERE e.dev_key = d.dev_key),"
+      " (SELECT COUNT(*) FROM events e WHERE e.dev_key = d.dev_key),"
       " (SELECT COALESCE(SUM(duration_ms), 0) FROM intervals i WHERE i.dev_key = d.dev_key"
       "    AND i.kind = 'state' AND i.state IN (2, 3, 4)),"
       " (SELECT COALESCE(SUM(duration_ms), 0) FROM intervals i WHERE i.dev_key = d.dev_key"

@@ -158,9 +158,7 @@ Result<Stack::HubView> Stack::ReadHub(const std::string& id) const {
   const int64_t key = dev->Int(0);
   view.contiguous_seq = dev->Int(1);
 
-  // By arrival: rowid orders only one of the two tables that hold events.
-  auto ev =
-      (*db)->Prepare("SELECT seq FROM all_events WHERE dev_key = ? ORDER BY received_unix_ms, seq");
+  auto ev = (*db)->Prepare("SELECT seq FROM events WHERE dev_key = ? ORDER BY rowid");
   if (!ev.ok()) return ev.status();
   ev->Bind(1, key);
   std::vector<int64_t> seqs;

@@ -15,15 +15,6 @@ struct SqliteStoreOptions {
   std::string path;
   // How long a writer waits for another process (the hub, a CLI command) to release the lock.
   int busy_timeout_ms = 5000;
-  // Events of a device with few events in a batch (a live fleet's heartbeats) wait in a small
-  // table and move into the main one a few devices at a time, many events per device at once,
-  // once more than `recent_events_limit` wait; each CompactRecentEvents moves the waiting events
-  // of whole devices, about `compaction_slice` at a time (docs/performance.md, "Storage").
-  int64_t recent_events_limit = 50000;
-  int64_t compaction_slice = 2000;
-  // Waiting pays only when a device brings several events before its turn to move comes: with
-  // more than recent_events_limit / min_waiting_per_device devices, events go straight in.
-  int64_t min_waiting_per_device = 4;
 };
 
 // Opens (creating if needed) and migrates the database. FailedPrecondition when the file was

@@ -233,10 +233,6 @@ class Store {
   // is (ResourceExhausted when the disk is full). Inserting an already stored (device, seq) is
   // an error, never an overwrite.
   virtual Status CommitBatch(const Batch& batch) = 0;
-  // One bounded step of moving recently stored events to where they are kept for good, when
-  // enough of them wait; nothing otherwise. The ingestor calls it after a commit's acks are
-  // out. Every event stays stored and readable whatever it returns.
-  virtual Status CompactRecentEvents() = 0;
 
   // --- reports ---
   // Intervals whose wall span [start, start + duration) overlaps [from, to), of one device or
