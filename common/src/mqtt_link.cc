@@ -167,6 +167,18 @@ struct MqttLink::Impl {
     }
   }
 
+  bool Connected() const { return connected && client->is_connected(); }
+
+  Status Send(const std::string& topic, const std::string& payload, int qos, bool retained) {
+    if (!Connected()) return Status::Unavailable("not connected to " + options.broker_url);
+    try {
+      client->publish(topic, payload.data(), payload.size(), qos, retained);
+    } catch (const mqtt::exception& e) {
+      return Status::Unavailable("publish to " + topic + ": " + e.what());
+    }
+    return Status::Ok();
+  }
+
   void Subscribe(void* context) {
     if (options.subscriptions.empty()) return Ready();
     auto topics = mqtt::string_collection::create(options.subscriptions);
@@ -203,9 +215,13 @@ Result<std::unique_ptr<MqttLink>> MqttLink::Create(const Options& options) {
     raw->Push({Event::Kind::kConnectionLost, cause.empty() ? "connection lost" : cause});
   });
   raw->client->set_message_callback([raw](mqtt::const_message_ptr msg) {
-    Event e{Event::Kind::kMessage, {},
-            msg->get_topic(),      msg->to_string(),
-            msg->is_retained(),    std::chrono::steady_clock::now()};
+    Event e{Event::Kind::kMessage,
+            {},
+            msg->get_topic(),
+            msg->to_string(),
+            msg->is_retained(),
+            msg->get_qos(),
+            std::chrono::steady_clock::now()};
     raw->Push(std::move(e));
   });
   return std::unique_ptr<MqttLink>(new MqttLink(std::move(impl)));
@@ -270,16 +286,14 @@ int64_t MqttLink::MsUntil(std::chrono::steady_clock::time_point deadline) {
   return std::max<int64_t>(0, left.count());
 }
 
-bool MqttLink::connected() const { return impl_->connected && impl_->client->is_connected(); }
+bool MqttLink::connected() const { return impl_->Connected(); }
 
 Status MqttLink::Publish(const std::string& topic, const std::string& payload, bool retained) {
-  if (!connected()) return Status::Unavailable("not connected to " + impl_->options.broker_url);
-  try {
-    impl_->client->publish(topic, payload.data(), payload.size(), kQos, retained);
-  } catch (const mqtt::exception& e) {
-    return Status::Unavailable("publish to " + topic + ": " + e.what());
-  }
-  return Status::Ok();
+  return impl_->Send(topic, payload, kQos, retained);
+}
+
+Status MqttLink::PublishAtMostOnce(const std::string& topic, const std::string& payload) {
+  return impl_->Send(topic, payload, /*qos=*/0, /*retained=*/false);
 }
 
 void MqttLink::Disconnect(std::chrono::milliseconds timeout) {

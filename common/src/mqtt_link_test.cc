@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include <cstdlib>
+#include <map>
 #include <thread>
 
 #include "test_support/mosquitto.h"
@@ -83,6 +84,28 @@ TEST_F(MqttLinkTest, DeliversMessagesInOrderAndCountsTheQueue) {
       EXPECT_LE(e.received, queued);
     }
   }
+}
+
+TEST_F(MqttLinkTest, PublishAtMostOnceArrivesAtQosZeroEvenOnAQosOneSubscription) {
+  auto sub = MakeLink("sub", {"t/#"});  // subscribed at QoS 1
+  auto pub = MakeLink("pub", {});
+  ASSERT_TRUE(pub->Publish("t/once-or-more", "a", false).ok());
+  ASSERT_TRUE(pub->PublishAtMostOnce("t/at-most-once", "b").ok());
+  auto got = Collect(*sub, Kind::kMessage, 2, std::chrono::seconds(10));
+  ASSERT_EQ(CountKind(got, Kind::kMessage), 2u);
+  std::map<std::string, int> qos_by_topic;
+  for (const auto& e : got)
+    if (e.kind == Kind::kMessage) qos_by_topic[e.topic] = e.qos;
+  EXPECT_EQ(qos_by_topic["t/once-or-more"], 1);
+  EXPECT_EQ(qos_by_topic["t/at-most-once"], 0);
+}
+
+TEST_F(MqttLinkTest, PublishAtMostOnceFailsWhileDisconnected) {
+  auto link = MakeLink("pub", {});
+  link->Disconnect(std::chrono::milliseconds(1000));
+  const Status st = link->PublishAtMostOnce("t/x", "p");
+  EXPECT_EQ(st.code(), Status::Code::kUnavailable) << st.ToString();
+  EXPECT_NE(st.ToString().find(broker_->url()), std::string::npos) << st.ToString();
 }
 
 // The TCP_NODELAY setting of every socket of this process connected to `port`.

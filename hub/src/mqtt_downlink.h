@@ -1,5 +1,6 @@
 // Downlink over MQTT: Ack and ResendRequest as instrumeter.v1.Downlink on the device's ack topic
-// (QoS 1, not retained). Used on the ingest thread, like the MqttLink it borrows.
+// (QoS 0, not retained: protocol/README.md, "Delivery", says why a lost one costs nothing). Used
+// on the ingest thread, like the MqttLink it borrows.
 #pragma once
 
 #include <string>

@@ -9,6 +9,7 @@
 #include <iostream>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <tuple>
 
 #include "common/mqtt_link.h"
@@ -95,6 +96,7 @@ class HubProcessTest : public ::testing::Test {
   void Drain() {
     for (const MqttLink::Event& e : agent_->TakeEvents()) {
       if (e.kind != MqttLink::Event::Kind::kMessage) continue;
+      downlink_qos_.insert(e.qos);
       v1::Downlink downlink;
       ASSERT_TRUE(downlink.ParseFromString(e.payload));
       if (downlink.has_ack()) {
@@ -134,6 +136,7 @@ class HubProcessTest : public ::testing::Test {
   ChildProcess hub_;
   uint64_t highest_ack_ = 0;
   size_t acks_ = 0;
+  std::set<int> downlink_qos_;  // the QoS each downlink arrived at
 };
 
 // The intervals derivation makes of the typical run, as the store reports them.
@@ -237,6 +240,50 @@ TEST_F(HubProcessTest, AcksResumeAfterTheBrokerRestarts) {
   ASSERT_TRUE(PublishUntilAcked(Slice(4, 8), 8));
   EXPECT_EQ(hub_.Stop(), 0);
   EXPECT_EQ(StoredEvents(), 8u);
+}
+
+TEST_F(HubProcessTest, AcksGoAtQosZeroAndTheNextAckCoversOneThatWasLost) {
+  StartHub();
+  ASSERT_TRUE(PublishUntilAcked(Slice(1, 3), 3));
+  EXPECT_EQ(downlink_qos_, std::set<int>{0}) << "the fake agent subscribed at QoS 1";
+
+  // Events 4..6 reach the hub while the agent is away: its session is clean, so the broker keeps
+  // nothing for it and their ack is lost, whatever its QoS.
+  agent_->Disconnect(std::chrono::seconds(1));
+  MqttLink::Options options;
+  options.broker_url = broker_->url();
+  options.client_id = "courier";
+  auto courier = MqttLink::Create(options);
+  ASSERT_TRUE(courier.ok()) << courier.status().ToString();
+  ASSERT_TRUE((*courier)->Connect().ok());
+  ASSERT_TRUE(instrumeter::testing::WaitFor(
+      [&] {
+        (*courier)->WaitForEvents(std::chrono::milliseconds(50));
+        (void)(*courier)->TakeEvents();
+        return (*courier)->connected();
+      },
+      std::chrono::seconds(10)));
+  ASSERT_TRUE((*courier)
+                  ->Publish(protocol::Topic(kDevice, protocol::Channel::kUp),
+                            testing::EnvelopeOf(kDevice, Slice(4, 6)), false)
+                  .ok());
+  ASSERT_TRUE(
+      instrumeter::testing::WaitFor([&] { return StoredEvents() == 6; }, std::chrono::seconds(10)));
+  ASSERT_TRUE(instrumeter::testing::WaitFor(
+      [&] {
+        if (!agent_->connected()) (void)agent_->Connect();
+        agent_->WaitForEvents(std::chrono::milliseconds(200));
+        Drain();
+        return agent_->connected();
+      },
+      std::chrono::seconds(10)));
+  EXPECT_EQ(highest_ack_, 3u) << "the ack of 4..6 went to nobody";
+
+  // The agent's next envelope (a heartbeat, say) is answered with everything stored so far.
+  ASSERT_TRUE(PublishUntilAcked(Slice(7, 8), 8));
+  EXPECT_EQ(hub_.Stop(), 0);
+  EXPECT_EQ(StoredEvents(), 8u);
+  EXPECT_EQ(downlink_qos_, std::set<int>{0});
 }
 
 #ifdef INSTRUMETER_FAULT_HOOKS

@@ -62,6 +62,7 @@ class MqttLink {
     std::string topic;   // kMessage
     std::string payload;
     bool retained = false;
+    int qos = 0;  // kMessage: the QoS it was delivered at (the lower of publish and subscription)
     std::chrono::steady_clock::time_point received{};  // kMessage: when Paho handed it over
   };
 
@@ -82,6 +83,9 @@ class MqttLink {
   bool connected() const;
   // QoS 1, asynchronous. Unavailable when not connected or when Paho refuses it.
   Status Publish(const std::string& topic, const std::string& payload, bool retained);
+  // QoS 0, not retained: for messages a later one makes good when this one is lost (the hub's
+  // cumulative acks). The broker neither acknowledges it nor waits for the receiver to.
+  Status PublishAtMostOnce(const std::string& topic, const std::string& payload);
   // A clean disconnect (the will is not published), waiting at most `timeout`.
   void Disconnect(std::chrono::milliseconds timeout);
 

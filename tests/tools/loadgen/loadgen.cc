@@ -594,9 +594,10 @@ Result<EchoReport> RunEcho(const std::string& broker_url, int64_t duration_ms,
       v1::Downlink downlink;
       downlink.mutable_ack()->set_highest_contiguous_sequence(
           envelope.first_sequence() + static_cast<uint64_t>(batch.events_size()) - 1);
-      // A refused publish is lost: the device's ack timeout resends, as with a real hub.
-      Status sent = (*link)->Publish(protocol::Topic(envelope.device_id(), Channel::kAck),
-                                     downlink.SerializeAsString(), false);
+      // At QoS 0, as the hub acks. A refused publish is lost: the device's ack timeout resends,
+      // as with a real hub.
+      Status sent = (*link)->PublishAtMostOnce(protocol::Topic(envelope.device_id(), Channel::kAck),
+                                               downlink.SerializeAsString());
       if (!sent.ok() && report.ack_publish_failures++ == 0)
         std::fprintf(stderr, "instrumeter-loadgen echo: %s\n", sent.ToString().c_str());
     }
