@@ -7,7 +7,8 @@
 #   tests/bench/run.sh            full run (about 35 minutes on the quiet 2-core reference machine)
 #   tests/bench/run.sh --quick    scaled down (about 11 minutes); targets are checked the same way
 #   options: --skip-build, --profile (perf record of the hub during the batched ingest, report in
-#            build-bench/hub-profile.txt),
+#            build-bench/hub-profile.txt), --hub-bin F (run hub binary F, another build's,
+#            for a before/after; everything else comes from build-bench),
 #            --only LIST (comma-separated of: ingest,capacity,drain,storage,footprint)
 #   environment: CAPACITY_STEPS, CAPACITY_PERIOD_MS, CAPACITY_DEVICES_PER_CONNECTION,
 #            CAPACITY_RAMP_S (capacity),
@@ -19,6 +20,7 @@ BUILD="$ROOT/build-bench"
 QUICK=0
 SKIP_BUILD=0
 PROFILE=0
+HUB_BIN=""
 ONLY="ingest,capacity,drain,storage,footprint"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -26,7 +28,8 @@ while [ $# -gt 0 ]; do
     --skip-build) SKIP_BUILD=1 ;;
     --profile) PROFILE=1 ;;
     --only) ONLY="$2"; shift ;;
-    -h|--help) sed -n 2,14p "$0"; exit 0 ;;
+    --hub-bin) HUB_BIN="$2"; shift ;;
+    -h|--help) sed -n 2,15p "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -87,7 +90,8 @@ if [ "$SKIP_BUILD" = 0 ]; then
   cmake --build "$BUILD" --target instrumeter-hub instrumeter-loadgen bench_setup storage_bench \
     -j2 >"$WORK/build.log" 2>&1 || { tail -50 "$WORK/build.log"; exit 1; }
 fi
-HUB="$BUILD/hub/instrumeter-hub"
+HUB=${HUB_BIN:-$BUILD/hub/instrumeter-hub}
+[ -x "$HUB" ] || { echo "run.sh: hub binary '$HUB' is not an executable file" >&2; exit 2; }
 LOADGEN="$BUILD/tests/tools/instrumeter-loadgen"
 SETUP="$BUILD/tests/bench/bench_setup"
 STORAGE="$BUILD/tests/bench/storage_bench"

@@ -106,6 +106,18 @@ class HubProcessTest : public ::testing::Test {
     }
   }
 
+  // The fake agent connects again, as the real one would after losing its connection.
+  bool ReconnectAgent() {
+    return instrumeter::testing::WaitFor(
+        [&] {
+          if (!agent_->connected()) (void)agent_->Connect();
+          agent_->WaitForEvents(std::chrono::milliseconds(200));
+          Drain();
+          return agent_->connected();
+        },
+        std::chrono::seconds(10));
+  }
+
   // Like the agent: publish, and publish again after each ack timeout, until `want` is acked.
   bool PublishUntilAcked(const std::vector<v1::Event>& events, uint64_t want) {
     const auto deadline = std::chrono::steady_clock::now() + kAckWait;
@@ -229,14 +241,7 @@ TEST_F(HubProcessTest, AcksResumeAfterTheBrokerRestarts) {
   broker_->Kill();
   ASSERT_TRUE(broker_->Restart().ok());
   // The fake agent reconnects as the real one would; the hub does so on its own, with backoff.
-  ASSERT_TRUE(instrumeter::testing::WaitFor(
-      [&] {
-        if (!agent_->connected()) (void)agent_->Connect();
-        agent_->WaitForEvents(std::chrono::milliseconds(200));
-        Drain();
-        return agent_->connected();
-      },
-      std::chrono::seconds(10)));
+  ASSERT_TRUE(ReconnectAgent());
   ASSERT_TRUE(PublishUntilAcked(Slice(4, 8), 8));
   EXPECT_EQ(hub_.Stop(), 0);
   EXPECT_EQ(StoredEvents(), 8u);
@@ -269,14 +274,7 @@ TEST_F(HubProcessTest, AcksGoAtQosZeroAndTheNextAckCoversOneThatWasLost) {
                   .ok());
   ASSERT_TRUE(
       instrumeter::testing::WaitFor([&] { return StoredEvents() == 6; }, std::chrono::seconds(10)));
-  ASSERT_TRUE(instrumeter::testing::WaitFor(
-      [&] {
-        if (!agent_->connected()) (void)agent_->Connect();
-        agent_->WaitForEvents(std::chrono::milliseconds(200));
-        Drain();
-        return agent_->connected();
-      },
-      std::chrono::seconds(10)));
+  ASSERT_TRUE(ReconnectAgent());
   EXPECT_EQ(highest_ack_, 3u) << "the ack of 4..6 went to nobody";
 
   // The agent's next envelope (a heartbeat, say) is answered with everything stored so far.
