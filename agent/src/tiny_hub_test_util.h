@@ -99,8 +99,9 @@ class TinyHub {
   void Send(const std::string& device, Fill fill) {
     v1::Downlink d;
     fill(d);
-    (void)link_->Publish(protocol::Topic(device, protocol::Channel::kAck), d.SerializeAsString(),
-                         false);
+    // At QoS 0, as the hub sends its downlinks (protocol/README.md, "Delivery").
+    (void)link_->PublishAtMostOnce(protocol::Topic(device, protocol::Channel::kAck),
+                                   d.SerializeAsString());
   }
 
   MqttLink& link() { return *link_; }
