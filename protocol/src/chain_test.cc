@@ -117,6 +117,48 @@ TEST(ChainTest, ATamperedByteAnywhereBreaksVerification) {
   EXPECT_FALSE(verifier.VerifyHead("nmr-2", *signature).ok()) << "another device's topic";
 }
 
+// Signed by OpenSSL, verified by libsodium: RFC 8032's own vector and a head both must agree on.
+TEST(ChainTest, TheVerifierAcceptsRfc8032sVectorAndRefusesItForAnotherMessage) {
+  const VerifyingKey verifier = Verifier(RfcKey());
+  const std::string hex = kRfcEmptySignatureHex;
+  std::string signature;
+  for (size_t i = 0; i + 1 < hex.size(); i += 2)
+    signature.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+  ASSERT_EQ(signature.size(), kSignatureBytes);
+  EXPECT_TRUE(verifier.Verify("", signature));
+  EXPECT_FALSE(verifier.Verify("x", signature));
+  EXPECT_FALSE(verifier.Verify("", signature.substr(1)));
+}
+
+// S + L verifies the same equation as S; accepting it would let anyone make a second, different
+// signature for a signed head (malleability). Both OpenSSL and libsodium refuse it.
+TEST(ChainTest, ANonCanonicalSignatureIsRefused) {
+  const SigningKey key = RfcKey();
+  const std::string link = ChainNext(ChainGenesis("nmr-1"), "event");
+  Result<v1::Signature> signature = key.SignHead("nmr-1", 1, link);
+  ASSERT_TRUE(signature.ok());
+  const VerifyingKey verifier = Verifier(key);
+  ASSERT_TRUE(verifier.VerifyHead("nmr-1", *signature).ok());
+
+  // The group order L, little-endian, as S is stored in the signature's last 32 bytes.
+  constexpr unsigned char kOrder[32] = {0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58,
+                                        0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+                                        0,    0,    0,    0,    0,    0,    0,    0,
+                                        0,    0,    0,    0,    0,    0,    0,    0x10};
+  v1::Signature malleated = *signature;
+  std::string& bytes = *malleated.mutable_ed25519();
+  unsigned carry = 0;
+  for (size_t i = 0; i < 32; ++i) {
+    const unsigned sum = static_cast<unsigned char>(bytes[32 + i]) + kOrder[i] + carry;
+    bytes[32 + i] = static_cast<char>(sum & 0xff);
+    carry = sum >> 8;
+  }
+  ASSERT_EQ(carry, 0u) << "S + L fits in 32 bytes, since S < L < 2^253";
+  ASSERT_NE(malleated.ed25519(), signature->ed25519());
+  const Status st = verifier.VerifyHead("nmr-1", malleated);
+  EXPECT_EQ(st.code(), Status::Code::kFailedPrecondition) << st.ToString();
+}
+
 TEST(ChainTest, AnotherKeyDoesNotVerify) {
   Result<SigningKey> other = SigningKey::Generate();
   ASSERT_TRUE(other.ok());

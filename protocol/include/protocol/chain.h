@@ -1,6 +1,6 @@
 // The signing rule of instrumeter.v1 (README.md, "Signing"), in the one place both the agent and
 // the hub link: the SHA-256 chain over the events' exact bytes, the message an Ed25519 signature
-// covers, and the device keys that sign and verify it (OpenSSL EVP).
+// covers, and the device keys that sign (OpenSSL EVP) and verify (libsodium) it.
 //
 //   link_0 = SHA-256("instrumeter/v1/chain/" || device_id)
 //   link_n = SHA-256(link_{n-1} || exact bytes of event n)
@@ -82,7 +82,11 @@ class SigningKey {
   std::string public_key_;
 };
 
-// A device's Ed25519 public key, as the hub holds it. Move-only.
+// A device's Ed25519 public key, as the hub holds it. Verifies with libsodium, not OpenSSL: the
+// hub verifies every signed envelope of every instrument on its one ingest thread, and
+// libsodium does it in half the time (docs/security.md, "Cost"). It is also the stricter of the
+// two: besides a non-canonical S it refuses a non-canonical or small-order key or R, which no
+// honest signer produces.
 class VerifyingKey {
  public:
   // 32 raw bytes.
@@ -96,10 +100,8 @@ class VerifyingKey {
   const std::string& public_key() const { return public_key_; }
 
  private:
-  VerifyingKey(ossl::Pkey key, std::string public_key)
-      : key_(std::move(key)), public_key_(std::move(public_key)) {}
+  explicit VerifyingKey(std::string public_key) : public_key_(std::move(public_key)) {}
 
-  ossl::Pkey key_;
   std::string public_key_;
 };
 
