@@ -117,7 +117,7 @@ TEST(ChainTest, ATamperedByteAnywhereBreaksVerification) {
   EXPECT_FALSE(verifier.VerifyHead("nmr-2", *signature).ok()) << "another device's topic";
 }
 
-// Signed by OpenSSL, verified by libsodium: RFC 8032's own vector and a head both must agree on.
+// RFC 8032's vector (OpenSSL reproduces it in KnownVectors), verified by the hub's verifier.
 TEST(ChainTest, TheVerifierAcceptsRfc8032sVectorAndRefusesItForAnotherMessage) {
   const VerifyingKey verifier = Verifier(RfcKey());
   const std::string hex = kRfcEmptySignatureHex;
