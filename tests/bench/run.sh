@@ -11,7 +11,8 @@
 #            for a before/after; everything else comes from build-bench),
 #            --only LIST (comma-separated of: ingest,capacity,drain,storage,footprint)
 #   environment: CAPACITY_STEPS, CAPACITY_PERIOD_MS, CAPACITY_DEVICES_PER_CONNECTION,
-#            CAPACITY_RAMP_S (capacity),
+#            CAPACITY_RAMP_S, CAPACITY_PIN=1 (capacity: broker and hub on CPU 0, generator on
+#            CPU 1),
 #            DRAIN_WINDOW (drain), KEEP_WORK=1 (keep every report, log and hub's /metrics)
 set -euo pipefail
 
@@ -29,7 +30,7 @@ while [ $# -gt 0 ]; do
     --profile) PROFILE=1 ;;
     --only) ONLY="$2"; shift ;;
     --hub-bin) HUB_BIN="$2"; shift ;;
-    -h|--help) sed -n 2,15p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,16p "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -63,6 +64,15 @@ CAPACITY_PERIOD_MS=${CAPACITY_PERIOD_MS:-10000}
 # the figures count the CAPACITY_SECONDS after that ramp.
 CAPACITY_RAMP_S=${CAPACITY_RAMP_S:-60}
 CAPACITY_DEVICES_PER_CONNECTION=${CAPACITY_DEVICES_PER_CONNECTION:-1000}
+# CAPACITY_PIN=1 gives the generator a CPU of its own and the broker and hub the other, so that
+# a step shows what they carry on one core without the generator in their way.
+CAPACITY_PIN=${CAPACITY_PIN:-0}
+GEN_CPU=()
+if [ "$CAPACITY_PIN" = 1 ]; then
+  [ "$(nproc)" -ge 2 ] ||
+    { echo "run.sh: CAPACITY_PIN=1 needs 2 CPUs; this machine has $(nproc)" >&2; exit 2; }
+  GEN_CPU=(taskset -c 1)
+fi
 # Drain: envelopes in flight per agent (the agent's default is 8; docs/performance.md shows why
 # 8 x 1,000 agents x 100 events overruns the 15 s ack timeout). DRAIN_WINDOW=2 run.sh ...
 DRAIN_WINDOW=${DRAIN_WINDOW:-8}
@@ -273,8 +283,11 @@ if wants capacity; then
     n=$((devices / COMPRESSION))
     start_broker "capacity-$devices-broker"
     start_hub "capacity-$devices" "$n" "cap-"
+    if [ "$CAPACITY_PIN" = 1 ]; then
+      taskset -a -p -c 0 "$BROKER_PID" >/dev/null && taskset -a -p -c 0 "$HUB_PID" >/dev/null
+    fi
     out="$WORK/capacity-$devices.json"
-    "$LOADGEN" --broker "$BROKER_URL" --device-prefix "cap-" --devices "$n" \
+    "${GEN_CPU[@]}" "$LOADGEN" --broker "$BROKER_URL" --device-prefix "cap-" --devices "$n" \
       --devices-per-connection "$CAPACITY_DEVICES_PER_CONNECTION" \
       --backlog "$(((CAPACITY_RAMP_S + CAPACITY_SECONDS) * 1000 / CAPACITY_PERIOD_MS))" \
       --period-ms "$CAPACITY_PERIOD_MS" --start-spread-s "$CAPACITY_RAMP_S" \
