@@ -11,7 +11,7 @@ build_pkgs=(g++ cmake make pkg-config clang-format
   libsqlite3-dev libboost-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libspdlog-dev
   prometheus-cpp-dev libmodbus-dev libpcre2-dev libjemalloc-dev libsodium-dev)
 test_pkgs=(libgtest-dev libgmock-dev libbenchmark-dev sqlite3 mosquitto-clients faketime chromium
-  chromium-driver openssl curl)
+  chromium-driver openssl curl libmosquitto-dev)
 run_pkgs=(mosquitto)
 fuzz_pkgs=(clang-14 libclang-rt-14-dev)
 

@@ -54,8 +54,8 @@ else
 fi
 if [ -n "$STEPS_FROM_ENV" ]; then CAPACITY_STEPS=$STEPS_FROM_ENV; fi
 # Capacity runs in real time, CAPACITY_DEVICES_PER_CONNECTION devices to an MQTT connection, so
-# that thousands of Paho clients in the generator do not take the hub's CPU (docs/performance.md,
-# "Capacity"). CAPACITY_PERIOD_MS=1000 CAPACITY_DEVICES_PER_CONNECTION=1 is the earlier
+# that the generator's connections do not take the hub's CPU (docs/performance.md, "Capacity").
+# CAPACITY_PERIOD_MS=1000 CAPACITY_DEVICES_PER_CONNECTION=1 is the earlier
 # time-compressed run: a connection per emulated device, each heartbeating as often as 10 devices.
 CAPACITY_PERIOD_MS=${CAPACITY_PERIOD_MS:-10000}
 # A device signs its first envelope (a run start) and then one a minute. Devices started within
@@ -91,7 +91,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Thousands of connections: one socket each in the generator, the broker and (eventfds) Paho.
+# Thousands of connections: a socket each in the generator and the broker.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 if [ "$SKIP_BUILD" = 0 ]; then

@@ -1,6 +1,5 @@
 #include "loadgen.h"
 
-#include <poll.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -16,6 +15,7 @@
 
 #include "common/clock.h"
 #include "common/mqtt_link.h"
+#include "link_set.h"
 #include "protocol/codec.h"
 #include "protocol/topics.h"
 
@@ -54,9 +54,9 @@ struct Device {
   int64_t last_progress_ms = 0;  // last ack advance or (re)start of sending
 };
 
-// One MQTT connection, carrying the devices of one group (devices_per_connection).
+// One MQTT connection (of the LinkSet, same index), carrying the devices of one group
+// (devices_per_connection).
 struct Connection {
-  std::unique_ptr<MqttLink> link;
   std::vector<size_t> devices;
   bool connected = false;
   bool ever_connected = false;
@@ -170,7 +170,7 @@ namespace {
 
 // One RunLoad: the devices, their connections and the report, and what one pass of the loop does.
 // Only devices with something to do are visited: those a connection event or an ack touched, those
-// whose next event became due (live mode), those the rate or Paho held back in the last pass and,
+// whose next event became due (live mode), those the rate held back in the last pass and,
 // every kSweepMs, all of them (ack timeouts), so that 100,000 emulated devices cost little while
 // idle.
 class LoadRun {
@@ -216,21 +216,18 @@ class LoadRun {
       if (d.connection == connections_.size()) connections_.emplace_back();
       connections_[d.connection].devices.push_back(i);
     }
+    auto links = LinkSet::Create({.broker_url = o_.broker_url});
+    if (!links.ok()) return links.status();
+    links_ = std::move(*links);
     for (size_t c = 0; c < connections_.size(); ++c) {
-      Connection& conn = connections_[c];
-      MqttLink::Options link;
-      link.broker_url = o_.broker_url;
       // One device per connection connects as that device, as an agent does.
-      link.client_id =
+      const std::string client_id =
           per_connection == 1 ? devices_[c].id : o_.device_prefix + "conn-" + std::to_string(c);
-      for (size_t i : conn.devices)
-        link.subscriptions.push_back(protocol::Topic(devices_[i].id, Channel::kAck));
-      const size_t in_flight = conn.devices.size() * static_cast<size_t>(o_.window + 2);
-      link.max_inflight = static_cast<int>(std::min<size_t>(in_flight, 65'535));
-      link.max_buffered_messages = static_cast<int>(std::max<size_t>(100, in_flight));
-      auto created = MqttLink::Create(link);
-      if (!created.ok()) return created.status().WithContext("connection " + link.client_id);
-      conn.link = std::move(*created);
+      std::vector<std::string> subscriptions;
+      for (size_t i : connections_[c].devices)
+        subscriptions.push_back(protocol::Topic(devices_[i].id, Channel::kAck));
+      auto added = links_->Add(client_id, std::move(subscriptions));
+      if (!added.ok()) return added.status();
     }
     latencies_.reserve(devices_.size() * events_.size());
     if (live_) send_lags_.reserve(devices_.size() * events_.size());
@@ -239,18 +236,18 @@ class LoadRun {
 
   Status Run() {
     start_ = MonoMs();
-    // Every connect first, then wait for all (Paho C makes sequential connects slow).
-    for (Connection& c : connections_)
-      if (!c.link->Connect().ok()) c.reconnect_at_ms = start_ + o_.reconnect_ms;
-    std::vector<pollfd> fds(connections_.size());
-    for (size_t i = 0; i < connections_.size(); ++i)
-      fds[i] = {connections_[i].link->wake_fd(), POLLIN, 0};
+    // Every connect first, then wait for all.
+    for (size_t c = 0; c < connections_.size(); ++c)
+      INSTRUMETER_RETURN_IF_ERROR(links_->Connect(c));
+    std::vector<LinkSet::Event> events;
     int64_t next_sweep_ms = start_;
     while (drained_ < o_.devices) {
       const int64_t now = MonoMs();
       if (now - start_ > o_.timeout_ms) break;
       // Live mode wakes often: an event due must go out within a few ms to measure the hub.
-      ::poll(fds.data(), fds.size(), live_ ? 2 : 20);
+      events.clear();
+      links_->Poll(live_ ? 2 : 20, &events);
+      for (LinkSet::Event& e : events) OnEvent(e.link, e.event);
       if (o_.rate > 0) {
         // A burst of at most one second, and never less than one envelope.
         const double burst = std::max(o_.rate, static_cast<double>(o_.events_per_envelope));
@@ -259,13 +256,10 @@ class LoadRun {
         tokens_at_ = now;
       }
       for (size_t c = 0; c < connections_.size(); ++c) {
-        // Only links that signalled: TakeEvents costs a read(2).
-        if (fds[c].revents != 0)
-          for (MqttLink::Event& e : connections_[c].link->TakeEvents()) OnEvent(c, e);
         Connection& conn = connections_[c];
         if (!conn.connected && conn.reconnect_at_ms >= 0 && MonoMs() >= conn.reconnect_at_ms) {
           conn.reconnect_at_ms = -1;
-          if (!conn.link->Connect().ok()) conn.reconnect_at_ms = MonoMs() + o_.reconnect_ms;
+          INSTRUMETER_RETURN_IF_ERROR(links_->Connect(c));
         }
       }
       if (live_) QueueDue();
@@ -295,7 +289,7 @@ class LoadRun {
                                                 : 0;
     report_.ack_latency = SummariseLatencies(&latencies_);
     report_.send_lag = SummariseLatencies(&send_lags_);
-    for (Connection& c : connections_) c.link->Disconnect(std::chrono::milliseconds(200));
+    links_->DisconnectAll(200);
     return Status::Ok();
   }
 
@@ -333,7 +327,7 @@ class LoadRun {
     }
   }
 
-  void OnEvent(size_t c, MqttLink::Event& e) {
+  void OnEvent(size_t c, const MqttLink::Event& e) {
     Connection& conn = connections_[c];
     switch (e.kind) {
       case MqttLink::Event::Kind::kConnected:
@@ -447,16 +441,12 @@ class LoadRun {
       }
       std::vector<std::string> batch(events_.begin() + static_cast<std::ptrdiff_t>(first - 1),
                                      events_.begin() + static_cast<std::ptrdiff_t>(last));
-      if (!connections_[d.connection]
-               .link
-               ->Publish(d.up_topic,
+      if (!links_
+               ->Publish(d.connection, d.up_topic,
                          protocol::EncodeEnvelope(d.id, kBootId, first, batch,
-                                                  signature ? &*signature : nullptr),
-                         false)
-               .ok()) {
-        held_back_.push_back(i);  // Paho's buffer is full
-        break;
-      }
+                                                  signature ? &*signature : nullptr))
+               .ok())
+        break;  // the connection was lost: its devices go back N when it is up again
       if (signature) {
         d.last_signed_ms = sent_at;
         ++report_.envelopes_signed;
@@ -485,6 +475,7 @@ class LoadRun {
   std::vector<Device> devices_;
   std::unordered_map<std::string, size_t> by_id_;
   std::vector<Connection> connections_;
+  std::unique_ptr<LinkSet> links_;
   std::vector<size_t> work_;
   std::vector<size_t> held_back_;
   std::vector<int32_t> latencies_;

@@ -23,12 +23,14 @@
 // Ack latency of an event: from when it was due (live) or first published (backlog) until the
 // first Ack covering it arrived.
 //
-// All connects are started before any is waited for (Paho C serialises sequential connects,
-// shared/STACK.md). Single-threaded apart from Paho's own threads; a pass of its loop visits only
-// the devices with something to do.
+// All connects are started before any is waited for. Single-threaded: the devices' connections
+// are libmosquitto's, driven by this thread (link_set.h says why not Paho); a pass of its loop
+// visits only the devices with something to do.
 //
 // RunEcho is the raw-broker baseline: a plain QoS 1 subscriber on every device's up topic that
-// acknowledges each envelope's last sequence at once, storing nothing.
+// acknowledges each envelope's last sequence at once, storing nothing. It holds one connection
+// through MqttLink (Paho), as the hub does, so that the baseline and the hub differ in what they do
+// with a message, not in their MQTT client.
 #pragma once
 
 #include <atomic>
