@@ -511,6 +511,38 @@ TEST_F(BillingDriverTest, ADeviceWithoutAKeyIsMeasuredButNeverBilled) {
   EXPECT_EQ(res["charges"]["amount_fen"], 0);
 }
 
+// A live fleet's pass has nothing settled to measure but every device's changed range to clear:
+// those writes go in transactions of at most 200 too, so that ingest never waits behind one
+// transaction clearing the whole fleet.
+TEST_F(BillingDriverTest, APassClearsAFleetsChangesInSmallTransactions) {
+  std::vector<Instrument> fleet;
+  for (int i = 0; i < 450; ++i)
+    fleet.push_back({"fleet-" + std::to_string(i), "MS", "", "", "", "", 0});
+  ASSERT_TRUE(store_->PutInstruments(fleet, 0).ok());
+  IngestOptions development;
+  development.require_signatures = false;
+  auto ingestor = Ingestor::Create(store_.get(), &downlink_, &clock_, &metrics_, development);
+  ASSERT_TRUE(ingestor.ok());
+  // Each device: a run start and a heartbeat ten minutes later, in one envelope.
+  const std::vector<v1::Event> run = {
+      testing::Start(1, v1::INSTRUMENT_STATE_IDLE, {testing::kBoot1, testing::kMono, h(9), 0, 0}),
+      testing::Beat(
+          2, v1::INSTRUMENT_STATE_IDLE,
+          {testing::kBoot1, testing::kMono + 10 * kMinute, h(9) + 10 * kMinute, 10 * kMinute, 0})};
+  for (const Instrument& instrument : fleet) {
+    testing::ChainedEnvelopes agent(instrument.instrument_id, nullptr);
+    (*ingestor)->OnMessage(protocol::Topic(instrument.instrument_id, protocol::Channel::kUp),
+                           agent.Envelope(run, false), h(9) + 10 * kMinute + 50);
+  }
+  ASSERT_TRUE((*ingestor)->Flush().ok());
+  ASSERT_GE(store_->ReadDirtyRanges()->size(), 450u);
+
+  const PassReport r = Pass(h(9) + 11 * kMinute);  // the day is not settled: nothing to measure
+  EXPECT_EQ(r.entries_appended, 0u);
+  EXPECT_GE(r.commits, 3u) << "450 cleared ranges, at most 200 writes per transaction";
+  EXPECT_TRUE(store_->ReadDirtyRanges()->empty()) << "every change cleared all the same";
+}
+
 TEST_F(BillingDriverTest, TheWorkerRunsPassesOnItsOwnThread) {
   Deliver(UsualDay().Take());
   Book(kTenToEleven);

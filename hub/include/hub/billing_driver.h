@@ -44,6 +44,7 @@ struct PassReport {
   // transactions (durable commits with synchronous=FULL).
   int64_t measure_us = 0;
   int64_t commit_us = 0;
+  size_t commits = 0;  // write transactions, each of at most 200 writes
 };
 
 // Single-threaded; borrows the Store, which must outlive it.
