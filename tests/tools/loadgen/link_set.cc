@@ -2,7 +2,6 @@
 
 #include <mosquitto.h>
 #include <sys/epoll.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -10,16 +9,14 @@
 #include <cstring>
 #include <mutex>
 
+#include "common/clock.h"
+
 namespace instrumeter::loadgen {
 namespace {
 
 constexpr int kMaxEventsPerWait = 256;
 
-int64_t NowMs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
-}
+int64_t NowMs() { return SystemClock().MonotonicMs(); }
 
 std::string Describe(int rc) {
   return rc == MOSQ_ERR_ERRNO ? std::strerror(errno) : mosquitto_strerror(rc);
@@ -142,11 +139,7 @@ Result<size_t> LinkSet::Add(const std::string& client_id, std::vector<std::strin
 
 Status LinkSet::Connect(size_t i) {
   Link& link = *links_.at(i);
-  if (link.mosq != nullptr) {
-    Unwatch(link);
-    mosquitto_destroy(link.mosq);
-  }
-  link.state = Link::State::kIdle;
+  Release(link);
   link.mosq = mosquitto_new(link.client_id.c_str(), /*clean_session=*/true, &link);
   if (link.mosq == nullptr)
     return Status::Unavailable("connection " + link.client_id + ": " + std::strerror(errno));
@@ -164,8 +157,7 @@ Status LinkSet::Connect(size_t i) {
     link.Report(MqttLink::Event::Kind::kConnectFailed, "connect " + link.client_id + " to " +
                                                            host_ + ":" + std::to_string(port_) +
                                                            ": " + Describe(rc));
-    mosquitto_destroy(link.mosq);
-    link.mosq = nullptr;
+    Release(link);
     return Status::Ok();
   }
   link.state = Link::State::kConnecting;
@@ -238,13 +230,7 @@ void LinkSet::DisconnectAll(int timeout_ms) {
   };
   std::vector<Event> ignored;
   while (writing() && NowMs() < deadline) Poll(10, &ignored);
-  for (auto& link : links_)
-    if (link->mosq != nullptr) {
-      Unwatch(*link);
-      mosquitto_destroy(link->mosq);
-      link->mosq = nullptr;
-      link->state = Link::State::kIdle;
-    }
+  for (auto& link : links_) Release(*link);
 }
 
 // After a loop call that returned `rc`: a connection libmosquitto closed (or that failed) is
@@ -261,15 +247,21 @@ void LinkSet::Settle(Link& link, int rc) {
 
 void LinkSet::Close(Link& link, const std::string& why) {
   const Link::State was = link.state;
-  Unwatch(link);
-  mosquitto_destroy(link.mosq);
-  link.mosq = nullptr;
-  link.state = Link::State::kIdle;
+  Release(link);
   if (was == Link::State::kConnected)
     link.Report(MqttLink::Event::Kind::kConnectionLost, link.client_id + ": " + why);
   else if (was == Link::State::kConnecting)
     link.Report(MqttLink::Event::Kind::kConnectFailed, link.client_id + ": " + why);
   // kIdle: a refusal the callback already reported.
+}
+
+void LinkSet::Release(Link& link) {
+  if (link.mosq != nullptr) {
+    Unwatch(link);
+    mosquitto_destroy(link.mosq);
+    link.mosq = nullptr;
+  }
+  link.state = Link::State::kIdle;
 }
 
 void LinkSet::Watch(Link& link) {

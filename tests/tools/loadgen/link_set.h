@@ -71,6 +71,8 @@ class LinkSet {
   LinkSet(const Options& options, std::string host, int port, int epoll_fd);
   void Settle(Link& link, int rc);
   void Close(Link& link, const std::string& why);
+  // Tears the connection down without a word (Close reports it).
+  void Release(Link& link);
   void Watch(Link& link);
   void Unwatch(Link& link);
 
