@@ -22,6 +22,9 @@ constexpr int64_t kMaxGraceMs = 86'400'000;
 // every device's changed range in one transaction at the end, 100,000 of them at 100,000 devices
 // (docs/performance.md, "Capacity").
 constexpr size_t kWritesPerCommit = 200;
+// Changed instruments whose unbooked-use progress is read one by one; past this, one read of
+// every instrument's is cheaper (at 100,000 instruments, 0.2 s against 30 us per instrument).
+constexpr size_t kProgressReadsPerPass = 2'000;
 
 int64_t FloorTo(int64_t t, int64_t unit) {
   const int64_t q = t / unit;
@@ -135,20 +138,27 @@ Result<PassReport> BillingDriver::RunOnce(int64_t now_unix_ms) {
   std::map<std::string, Work> work;
   for (DirtyRange& d : *dirty) work[d.instrument_id].dirty = std::move(d);
   for (Booking& b : *unverified) work[b.instrument_id].unverified.push_back(std::move(b));
-  // Days: every device's when a new local day settled, else only those of changed instruments.
+  // Days: every device's when a new local day settled, else only those of changed instruments,
+  // whose progress is read in one go when many changed.
   const int64_t settled_until = LocalDayStart(settled, options_.day_utc_offset_minutes * 60'000);
   const bool new_day = !days_settled_until_.has_value() || settled_until > *days_settled_until_;
-  std::vector<std::string> progress_of;
-  if (new_day) {
-    progress_of.emplace_back();  // every device
-  } else {
-    for (const auto& [id, w] : work)
-      if (w.dirty.has_value()) progress_of.push_back(id);
-  }
-  for (const std::string& id : progress_of) {
-    Result<std::vector<UnbookedProgress>> progress = store_->ReadUnbookedProgress(id);
+  std::vector<std::string> changed;
+  for (const auto& [id, w] : work)
+    if (w.dirty.has_value()) changed.push_back(id);
+  if (new_day || changed.size() > kProgressReadsPerPass) {
+    Result<std::vector<UnbookedProgress>> progress = store_->ReadUnbookedProgress("");
     if (!progress.ok()) return progress.status();
-    for (UnbookedProgress& p : *progress) work[p.instrument_id].progress = std::move(p);
+    for (UnbookedProgress& p : *progress) {
+      const auto it = work.find(p.instrument_id);
+      if (new_day || (it != work.end() && it->second.dirty.has_value()))
+        work[p.instrument_id].progress = std::move(p);
+    }
+  } else {
+    for (const std::string& id : changed) {
+      Result<std::vector<UnbookedProgress>> progress = store_->ReadUnbookedProgress(id);
+      if (!progress.ok()) return progress.status();
+      for (UnbookedProgress& p : *progress) work[p.instrument_id].progress = std::move(p);
+    }
   }
 
   PassReport report;
@@ -191,6 +201,12 @@ Status BillingDriver::Measure(const std::string& instrument_id, const Work& work
     }
     if (settled_until > until) pending->progress.emplace_back(instrument_id, settled_until);
   }
+  // Nothing settled can have changed: every booking whose grace window reaches the changed range
+  // ends after `settled` and is measured when it settles (a live fleet's pass, at every
+  // instrument: it skips two reads of each).
+  if (work.unverified.empty() && days.empty() &&
+      (!work.dirty.has_value() || work.dirty->from_unix_ms >= settled))
+    return Status::Ok();
 
   // Bookings to verify: never verified under their terms, and settled ones in a changed range.
   // One read of the instrument's bookings serves both and gives every neighbour that can share

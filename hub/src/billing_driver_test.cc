@@ -543,6 +543,83 @@ TEST_F(BillingDriverTest, APassClearsAFleetsChangesInSmallTransactions) {
   EXPECT_TRUE(store_->ReadDirtyRanges()->empty()) << "every change cleared all the same";
 }
 
+// A running hub's passes beside a live fleet: every instrument's telemetry is fresh, so its
+// changed range lies after the settled time and holds nothing to measure yet. The pass must still
+// find an instrument's late use in a settled day, and a fleet's booking once it settles. Run with
+// a few instruments and with more than the 2,000 whose progress the pass reads one by one.
+class LiveFleetTest : public BillingDriverTest, public ::testing::WithParamInterface<int> {};
+
+TEST_P(LiveFleetTest, PassesFindLateUseAndSettledSessions) {
+  const int fleet_size = GetParam();
+  std::vector<Instrument> fleet;
+  for (int i = 0; i < fleet_size; ++i)
+    fleet.push_back({"fleet-" + std::to_string(i), "MS", "", "", "", "", 0});
+  ASSERT_TRUE(store_->PutInstruments(fleet, 0).ok());
+  IngestOptions development;
+  development.require_signatures = false;
+  auto ingestor = Ingestor::Create(store_.get(), &downlink_, &clock_, &metrics_, development);
+  ASSERT_TRUE(ingestor.ok());
+  std::vector<std::unique_ptr<testing::ChainedEnvelopes>> agents;
+  const auto at = [](int64_t wall) {
+    return testing::At{testing::kBoot1, testing::kMono + (wall - h(24)), wall,
+                       static_cast<uint64_t>(wall - h(24) - 20 * kMinute), 0};
+  };
+  const auto send = [&](size_t i, const v1::Event& e) {
+    (*ingestor)->OnMessage(protocol::Topic(fleet[i].instrument_id, protocol::Channel::kUp),
+                           agents[i]->Envelope({e}, false), e.at().wall_unix_ms() + 50);
+  };
+  // Every instrument starts at 00:20 on the second day, idle.
+  for (size_t i = 0; i < fleet.size(); ++i) {
+    agents.push_back(std::make_unique<testing::ChainedEnvelopes>(fleet[i].instrument_id, nullptr));
+    send(i, testing::Start(1, v1::INSTRUMENT_STATE_IDLE, at(h(24) + 20 * kMinute)));
+  }
+  ASSERT_TRUE((*ingestor)->Flush().ok());
+  BillingDriver driver(store_.get(), options_);  // one hub: its passes follow on
+  ASSERT_TRUE(driver.RunOnce(h(24) + 21 * kMinute).ok());
+  EXPECT_TRUE(Ledger().empty());
+
+  // 00:30: every instrument's heartbeat; nmr-1's first day comes late (13:00-16:00, in use
+  // 14:00-15:00); fleet-0 is booked for 00:30-00:40.
+  for (size_t i = 0; i < fleet.size(); ++i)
+    send(i, testing::Beat(2, v1::INSTRUMENT_STATE_IDLE, at(h(24) + 30 * kMinute)));
+  ASSERT_TRUE((*ingestor)->Flush().ok());
+  FakeAgent nmr(h(13), v1::INSTRUMENT_STATE_IDLE);
+  nmr.Change(h(14), v1::INSTRUMENT_STATE_IN_USE);
+  nmr.Change(h(15), v1::INSTRUMENT_STATE_IDLE);
+  nmr.Stop(h(16));
+  std::vector<v1::Event> backlog = nmr.Take();
+  for (v1::Event& e : backlog)
+    if (e.has_heartbeat()) e.mutable_heartbeat()->set_outbox_depth(9);  // waited in the outbox
+  Deliver(backlog, 0, h(24) + 30 * kMinute);
+  Book(
+      "FLEET-0,fleet-0,Wuxi Chem,Wuxi,Jiangsu,2026-01-02T00:30:00Z,2026-01-02T00:40:00Z,false,,,,,"
+      ",\n");
+  ASSERT_GE(store_->ReadDirtyRanges()->size(), fleet.size());
+
+  Result<PassReport> r = driver.RunOnce(h(24) + 35 * kMinute);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->days_measured, 1u);
+  std::vector<LedgerEntry> ledger = Ledger();
+  ASSERT_EQ(ledger.size(), 1u);
+  EXPECT_EQ(ledger[0].subject, "unbooked/nmr-1/2026-01-01");
+  EXPECT_EQ(Content(ledger[0])["result"]["in_use_ms"], 60 * kMinute);
+  EXPECT_TRUE(store_->ReadDirtyRanges()->empty()) << "every change cleared";
+
+  // fleet-0 heartbeats through its booking; once the booking settles, a pass verifies it.
+  for (int minute = 40; minute <= 60; minute += 10)
+    send(0, testing::Beat(static_cast<uint64_t>(minute / 10 - 1), v1::INSTRUMENT_STATE_IDLE,
+                          at(h(24) + minute * kMinute)));
+  ASSERT_TRUE((*ingestor)->Flush().ok());
+  r = driver.RunOnce(h(26));
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->sessions_measured, 1u);
+  ledger = Ledger();
+  ASSERT_EQ(ledger.size(), 2u);
+  EXPECT_EQ(ledger[1].subject, "session/FLEET-0");
+}
+
+INSTANTIATE_TEST_SUITE_P(FleetSizes, LiveFleetTest, ::testing::Values(3, 2'100));
+
 TEST_F(BillingDriverTest, TheWorkerRunsPassesOnItsOwnThread) {
   Deliver(UsualDay().Take());
   Book(kTenToEleven);
