@@ -138,6 +138,19 @@ class BillingDriverTest : public ::testing::Test {
     ASSERT_TRUE(r.ok()) << r.status().ToString();
   }
 
+  // Registers `size` instruments fleet-0, fleet-1, ... (into `fleet`) whose agents do not sign,
+  // and returns the development-mode ingestor their telemetry goes through (nullptr on failure).
+  std::unique_ptr<Ingestor> StartFleet(int size, std::vector<Instrument>* fleet) {
+    for (int i = 0; i < size; ++i)
+      fleet->push_back({"fleet-" + std::to_string(i), "MS", "", "", "", "", 0});
+    EXPECT_TRUE(store_->PutInstruments(*fleet, 0).ok());
+    IngestOptions development;
+    development.require_signatures = false;
+    auto ingestor = Ingestor::Create(store_.get(), &downlink_, &clock_, &metrics_, development);
+    EXPECT_TRUE(ingestor.ok()) << ingestor.status().ToString();
+    return ingestor.ok() ? std::move(*ingestor) : nullptr;
+  }
+
   PassReport Pass(int64_t now) {
     BillingDriver driver(store_.get(), options_);
     Result<PassReport> r = driver.RunOnce(now);
@@ -516,13 +529,8 @@ TEST_F(BillingDriverTest, ADeviceWithoutAKeyIsMeasuredButNeverBilled) {
 // transaction clearing the whole fleet.
 TEST_F(BillingDriverTest, APassClearsAFleetsChangesInSmallTransactions) {
   std::vector<Instrument> fleet;
-  for (int i = 0; i < 450; ++i)
-    fleet.push_back({"fleet-" + std::to_string(i), "MS", "", "", "", "", 0});
-  ASSERT_TRUE(store_->PutInstruments(fleet, 0).ok());
-  IngestOptions development;
-  development.require_signatures = false;
-  auto ingestor = Ingestor::Create(store_.get(), &downlink_, &clock_, &metrics_, development);
-  ASSERT_TRUE(ingestor.ok());
+  std::unique_ptr<Ingestor> ingestor = StartFleet(450, &fleet);
+  ASSERT_NE(ingestor, nullptr);
   // Each device: a run start and a heartbeat ten minutes later, in one envelope.
   const std::vector<v1::Event> run = {
       testing::Start(1, v1::INSTRUMENT_STATE_IDLE, {testing::kBoot1, testing::kMono, h(9), 0, 0}),
@@ -531,10 +539,10 @@ TEST_F(BillingDriverTest, APassClearsAFleetsChangesInSmallTransactions) {
           {testing::kBoot1, testing::kMono + 10 * kMinute, h(9) + 10 * kMinute, 10 * kMinute, 0})};
   for (const Instrument& instrument : fleet) {
     testing::ChainedEnvelopes agent(instrument.instrument_id, nullptr);
-    (*ingestor)->OnMessage(protocol::Topic(instrument.instrument_id, protocol::Channel::kUp),
-                           agent.Envelope(run, false), h(9) + 10 * kMinute + 50);
+    ingestor->OnMessage(protocol::Topic(instrument.instrument_id, protocol::Channel::kUp),
+                        agent.Envelope(run, false), h(9) + 10 * kMinute + 50);
   }
-  ASSERT_TRUE((*ingestor)->Flush().ok());
+  ASSERT_TRUE(ingestor->Flush().ok());
   ASSERT_GE(store_->ReadDirtyRanges()->size(), 450u);
 
   const PassReport r = Pass(h(9) + 11 * kMinute);  // the day is not settled: nothing to measure
@@ -552,28 +560,23 @@ class LiveFleetTest : public BillingDriverTest, public ::testing::WithParamInter
 TEST_P(LiveFleetTest, PassesFindLateUseAndSettledSessions) {
   const int fleet_size = GetParam();
   std::vector<Instrument> fleet;
-  for (int i = 0; i < fleet_size; ++i)
-    fleet.push_back({"fleet-" + std::to_string(i), "MS", "", "", "", "", 0});
-  ASSERT_TRUE(store_->PutInstruments(fleet, 0).ok());
-  IngestOptions development;
-  development.require_signatures = false;
-  auto ingestor = Ingestor::Create(store_.get(), &downlink_, &clock_, &metrics_, development);
-  ASSERT_TRUE(ingestor.ok());
+  std::unique_ptr<Ingestor> ingestor = StartFleet(fleet_size, &fleet);
+  ASSERT_NE(ingestor, nullptr);
   std::vector<std::unique_ptr<testing::ChainedEnvelopes>> agents;
   const auto at = [](int64_t wall) {
     return testing::At{testing::kBoot1, testing::kMono + (wall - h(24)), wall,
                        static_cast<uint64_t>(wall - h(24) - 20 * kMinute), 0};
   };
   const auto send = [&](size_t i, const v1::Event& e) {
-    (*ingestor)->OnMessage(protocol::Topic(fleet[i].instrument_id, protocol::Channel::kUp),
-                           agents[i]->Envelope({e}, false), e.at().wall_unix_ms() + 50);
+    ingestor->OnMessage(protocol::Topic(fleet[i].instrument_id, protocol::Channel::kUp),
+                        agents[i]->Envelope({e}, false), e.at().wall_unix_ms() + 50);
   };
   // Every instrument starts at 00:20 on the second day, idle.
   for (size_t i = 0; i < fleet.size(); ++i) {
     agents.push_back(std::make_unique<testing::ChainedEnvelopes>(fleet[i].instrument_id, nullptr));
     send(i, testing::Start(1, v1::INSTRUMENT_STATE_IDLE, at(h(24) + 20 * kMinute)));
   }
-  ASSERT_TRUE((*ingestor)->Flush().ok());
+  ASSERT_TRUE(ingestor->Flush().ok());
   BillingDriver driver(store_.get(), options_);  // one hub: its passes follow on
   ASSERT_TRUE(driver.RunOnce(h(24) + 21 * kMinute).ok());
   EXPECT_TRUE(Ledger().empty());
@@ -582,7 +585,7 @@ TEST_P(LiveFleetTest, PassesFindLateUseAndSettledSessions) {
   // 14:00-15:00); fleet-0 is booked for 00:30-00:40.
   for (size_t i = 0; i < fleet.size(); ++i)
     send(i, testing::Beat(2, v1::INSTRUMENT_STATE_IDLE, at(h(24) + 30 * kMinute)));
-  ASSERT_TRUE((*ingestor)->Flush().ok());
+  ASSERT_TRUE(ingestor->Flush().ok());
   FakeAgent nmr(h(13), v1::INSTRUMENT_STATE_IDLE);
   nmr.Change(h(14), v1::INSTRUMENT_STATE_IN_USE);
   nmr.Change(h(15), v1::INSTRUMENT_STATE_IDLE);
@@ -609,7 +612,7 @@ TEST_P(LiveFleetTest, PassesFindLateUseAndSettledSessions) {
   for (int minute = 40; minute <= 60; minute += 10)
     send(0, testing::Beat(static_cast<uint64_t>(minute / 10 - 1), v1::INSTRUMENT_STATE_IDLE,
                           at(h(24) + minute * kMinute)));
-  ASSERT_TRUE((*ingestor)->Flush().ok());
+  ASSERT_TRUE(ingestor->Flush().ok());
   r = driver.RunOnce(h(26));
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->sessions_measured, 1u);
