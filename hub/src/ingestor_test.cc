@@ -72,6 +72,7 @@ class FailingStore : public Store {
     if (fail) return Status::ResourceExhausted("database hub.db: database or disk is full");
     return inner_->CommitBatch(batch);
   }
+  Result<StoreSpace> Space() override { return inner_->Space(); }
   Result<std::vector<DeviceInterval>> ReadIntervals(const std::string& id, int64_t from,
                                                     int64_t to) override {
     return inner_->ReadIntervals(id, from, to);

@@ -355,6 +355,8 @@ HttpResponse LiveApi::Metrics(const HttpRequest& request) {
   for (v1::InstrumentState s : kListedStates)
     g.instruments_by_state.emplace_back(LiveStateName(s), by_state[s]);
   g.ingest_healthy = s_.health().ingest_healthy;
+  // A failure leaves the two gauges out: an alert on their absence sees it.
+  if (Result<StoreSpace> space = s_.store->Space(); space.ok()) g.store_space = *space;
   g.feed_dropped = s_.feed->dropped();
   HttpResponse response;
   response.content_type = "text/plain; version=0.0.4; charset=utf-8";

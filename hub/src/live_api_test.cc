@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -471,6 +472,10 @@ TEST_F(LiveApiTest, MetricsAreValidPrometheusText) {
   EXPECT_EQ(samples["instrumeter_hub_instruments_by_state{state=\"NOT_OBSERVED\"}"], 1);
   EXPECT_EQ(samples["instrumeter_hub_instruments_by_state{state=\"IN_USE\"}"], 0);
   EXPECT_EQ(samples["instrumeter_hub_ingest_healthy"], 1);
+  EXPECT_EQ(samples["instrumeter_hub_store_bytes"],
+            static_cast<double>(std::filesystem::file_size(db_) +
+                                std::filesystem::file_size(db_ + "-wal")));
+  EXPECT_GT(samples["instrumeter_hub_store_available_bytes"], 0);
   // Four commits (two event batches, two status batches).
   EXPECT_EQ(samples["instrumeter_hub_commit_latency_seconds_count"], 4);
   EXPECT_EQ(samples["instrumeter_hub_commit_latency_seconds_bucket{le=\"+Inf\"}"], 4);

@@ -105,6 +105,13 @@ std::string RenderPrometheus(const HubMetrics& m, const HttpServerStats& http,
           m.broker_connected ? 1 : 0);
   e.Gauge("instrumeter_hub_ingest_healthy", "0 while the last commit attempt failed.",
           g.ingest_healthy ? 1 : 0);
+  if (g.store_space.has_value()) {
+    e.Gauge("instrumeter_hub_store_bytes", "The database and its write-ahead log, in bytes.",
+            static_cast<double>(g.store_space->used_bytes));
+    e.Gauge("instrumeter_hub_store_available_bytes",
+            "Bytes still available to the hub on the database's filesystem.",
+            static_cast<double>(g.store_space->available_bytes));
+  }
   e.Gauge("instrumeter_hub_agents_connected", "Agents whose retained status says online.",
           static_cast<double>(g.agents_online));
   e.Gauge("instrumeter_hub_agents_offline", "Agents whose retained status says offline.",

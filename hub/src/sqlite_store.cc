@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <filesystem>
 #include <map>
 #include <utility>
 
@@ -746,6 +747,25 @@ class SqliteStore : public Store {
                                     .Run()
                                     .WithContext("share link of order '" + order_id + "'"));
     return db_->Changes() > 0;
+  }
+
+  Result<StoreSpace> Space() override {
+    const std::string& path = db_->path();
+    std::error_code error;
+    StoreSpace space;
+    space.used_bytes = std::filesystem::file_size(path, error);
+    if (error) return Status::IoError("database " + path + ": " + error.message());
+    // There is no write-ahead log after a clean close.
+    const uintmax_t wal = std::filesystem::file_size(path + "-wal", error);
+    if (!error) {
+      space.used_bytes += wal;
+    } else if (error != std::errc::no_such_file_or_directory) {
+      return Status::IoError("database " + path + "-wal: " + error.message());
+    }
+    const std::filesystem::space_info fs = std::filesystem::space(path, error);
+    if (error) return Status::IoError("database " + path + ": free space: " + error.message());
+    space.available_bytes = fs.available;
+    return space;
   }
 
  private:

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <limits>
 
 #include "common/sqlite_db.h"
@@ -257,6 +258,26 @@ TEST_F(SqliteStoreTest, DeviceKeysVersionMovesWithEveryKeyChange) {
   const int64_t after_insert = version();
   ASSERT_TRUE(store->CommitBatch({{FirstBatch()}}).ok());
   EXPECT_EQ(version(), after_insert) << "ingest is not a key change";
+}
+
+TEST_F(SqliteStoreTest, SpaceCountsTheDatabaseAndItsLogAndNamesAMissingFile) {
+  std::unique_ptr<Store> store = Open();
+  ASSERT_TRUE(store->CommitBatch({{FirstBatch()}}).ok());
+  const uintmax_t files =
+      std::filesystem::file_size(path_) + std::filesystem::file_size(path_ + "-wal");
+  ASSERT_GT(std::filesystem::file_size(path_ + "-wal"), 0u) << "the batch is in the log";
+  Result<StoreSpace> space = store->Space();
+  ASSERT_TRUE(space.ok()) << space.status().ToString();
+  EXPECT_EQ(space->used_bytes, files);
+  // Other processes write to the same filesystem meanwhile: the same figure within 256 MiB.
+  const auto available = static_cast<double>(std::filesystem::space(path_).available);
+  EXPECT_GT(space->available_bytes, 0u);
+  EXPECT_NEAR(static_cast<double>(space->available_bytes), available, 256.0 * 1024 * 1024);
+
+  std::filesystem::remove(path_);  // an operator's mistake: the open hub must say so, not crash
+  space = store->Space();
+  ASSERT_FALSE(space.ok());
+  EXPECT_NE(space.status().ToString().find(path_), std::string::npos) << space.status().ToString();
 }
 
 TEST_F(SqliteStoreTest, SchemaIsVersioned) {

@@ -4,12 +4,14 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "hub/http_server.h"
 #include "hub/ingestor.h"
+#include "hub/store.h"
 
 namespace instrumeter::hub {
 
@@ -22,6 +24,7 @@ struct LiveGauges {
   std::vector<std::pair<std::string, uint64_t>> instruments_by_state;
   uint64_t agents_outbox_events = 0;  // sum of the agents' reported outbox depths
   bool ingest_healthy = false;
+  std::optional<StoreSpace> store_space;  // none when the files could not be measured
   uint64_t feed_dropped = 0;  // live changes dropped because the http thread fell behind
 };
 

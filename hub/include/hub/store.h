@@ -203,6 +203,13 @@ struct ShareLink {
   std::optional<int64_t> revoked_unix_ms;
 };
 
+// What the store's files take on disk, and what their filesystem still has for them: the
+// store grows with every event (docs/hub.md, "Disk"), so ops watch both (GET /metrics).
+struct StoreSpace {
+  uint64_t used_bytes = 0;       // the database and its write-ahead log
+  uint64_t available_bytes = 0;  // to this process, on the database's filesystem
+};
+
 // One ingest batch: committed as one transaction or not at all.
 struct Batch {
   std::vector<DeviceBatch> devices;
@@ -329,6 +336,9 @@ class Store {
   virtual Result<std::optional<ShareLink>> FindShareLink(const std::string& sha256) = 0;
   // Revokes the order's active link at `now_unix_ms`; false when it had none.
   virtual Result<bool> RevokeShareLink(const std::string& order_id, int64_t now_unix_ms) = 0;
+
+  // --- disk ---
+  virtual Result<StoreSpace> Space() = 0;
 };
 
 }  // namespace instrumeter::hub
