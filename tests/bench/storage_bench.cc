@@ -1,11 +1,11 @@
 // storage_bench: appends/s and dedupe lookups/s of the hub's SQLite store (Store::CommitBatch,
-// Store::ReadEvents) on an empty table and again once it holds a large table, with devices
-// interleaved in each batch as the ingestor commits them (docs/performance.md, "Storage").
+// Store::ReadEvents) on an empty table and again at each of the large sizes asked for, with
+// devices interleaved in each batch as the ingestor commits them (docs/performance.md, "Storage").
 //
 // The table is pre-filled through CommitBatch too, device by device (each device's sequences
-// are contiguous, so the (dev_key, seq) index grows at its right edge and the pre-fill is
-// fast); the measured batches then append the next sequence of many devices at once, which
-// touches one index leaf per device.
+// are contiguous, so its (dev_key, seq) index entries go in thousands at a time and the
+// pre-fill is fast); the measured batches then append the next sequence of many devices at
+// once, which touches one index leaf per device.
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
@@ -100,7 +100,9 @@ Result<double> Lookups(hub::Store* store, const Fleet& fleet, int count) {
   return static_cast<double>(count) / SecondsSince(start);
 }
 
-Status Run(const std::string& path, int devices, uint64_t prefill_per_device,
+// `prefill_sizes`: the events per device the large table holds at each measurement, ascending;
+// the table grows from one to the next, so one run gives the curve.
+Status Run(const std::string& path, int devices, const std::vector<uint64_t>& prefill_sizes,
            uint64_t measure_per_device, size_t round_size, int lookups) {
   auto store = hub::OpenSqliteStore({.path = path});
   if (!store.ok()) return store.status();
@@ -109,7 +111,8 @@ Status Run(const std::string& path, int devices, uint64_t prefill_per_device,
   Fleet fleet;
   int64_t powered = 0;
   int64_t in_use = 0;
-  const uint64_t per_device = prefill_per_device + 2 * measure_per_device;
+  const uint64_t per_device =
+      prefill_sizes.back() + (prefill_sizes.size() + 1) * measure_per_device;
   for (std::string& bytes : loadgen::MakeBacklog("storage-bench-boot", static_cast<int>(per_device),
                                                  {}, &powered, &in_use)) {
     v1::Event event;
@@ -131,20 +134,27 @@ Status Run(const std::string& path, int devices, uint64_t prefill_per_device,
       "\"lookups_per_s\": %.0f}\n",
       static_cast<unsigned long long>(small_rows), *empty, *small_lookups);
   std::fflush(stdout);
-  auto prefill = PrefillDeviceMajor(store->get(), &fleet, prefill_per_device);
-  if (!prefill.ok()) return prefill.status();
-  const uint64_t large_rows = small_rows + prefill_per_device * static_cast<uint64_t>(devices);
-  auto large = AppendInterleaved(store->get(), &fleet, measure_per_device, round_size);
-  if (!large.ok()) return large.status();
-  auto large_lookups = Lookups(store->get(), fleet, lookups);
-  if (!large_lookups.ok()) return large_lookups.status();
-  struct stat file {};
-  ::stat(path.c_str(), &file);
-  std::printf(
-      "{\"phase\": \"large\", \"table_rows\": %llu, \"prefill_rows_per_s\": %.0f, "
-      "\"append_rows_per_s\": %.0f, \"lookups_per_s\": %.0f, \"db_bytes\": %lld}\n",
-      static_cast<unsigned long long>(large_rows), *prefill, *large, *large_lookups,
-      static_cast<long long>(file.st_size));
+  uint64_t prefilled = 0;
+  uint64_t table_rows = small_rows;
+  for (const uint64_t size : prefill_sizes) {
+    auto prefill = PrefillDeviceMajor(store->get(), &fleet, size - prefilled);
+    if (!prefill.ok()) return prefill.status();
+    table_rows += (size - prefilled) * static_cast<uint64_t>(devices);
+    prefilled = size;
+    auto large = AppendInterleaved(store->get(), &fleet, measure_per_device, round_size);
+    if (!large.ok()) return large.status();
+    auto large_lookups = Lookups(store->get(), fleet, lookups);
+    if (!large_lookups.ok()) return large_lookups.status();
+    struct stat file {};
+    ::stat(path.c_str(), &file);
+    std::printf(
+        "{\"phase\": \"large\", \"table_rows\": %llu, \"prefill_rows_per_s\": %.0f, "
+        "\"append_rows_per_s\": %.0f, \"lookups_per_s\": %.0f, \"db_bytes\": %lld}\n",
+        static_cast<unsigned long long>(table_rows), *prefill, *large, *large_lookups,
+        static_cast<long long>(file.st_size));
+    std::fflush(stdout);
+    table_rows += measure_per_device * static_cast<uint64_t>(devices);
+  }
   return Status::Ok();
 }
 
@@ -154,14 +164,17 @@ Status Run(const std::string& path, int devices, uint64_t prefill_per_device,
 int main(int argc, char** argv) {
   std::string path;
   int devices = 100;
-  uint64_t prefill = 100'000;
+  std::vector<uint64_t> prefill = {100'000};
   uint64_t measure = 200;
   size_t round = 1000;
   int lookups = 20'000;
   CLI::App app{"storage_bench: hub store appends and duplicate lookups, small and large table"};
   app.add_option("--db", path, "new database file")->required();
   app.add_option("--devices", devices)->capture_default_str();
-  app.add_option("--prefill-per-device", prefill, "events per device in the large table")
+  app.add_option("--prefill-per-device", prefill,
+                 "events per device in the large table; a comma-separated ascending list "
+                 "measures at each size as the table grows")
+      ->delimiter(',')
       ->capture_default_str();
   app.add_option("--measure-per-device", measure, "events per device appended in each measure")
       ->capture_default_str();
@@ -169,6 +182,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--lookups", lookups)->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  if (!std::is_sorted(prefill.begin(), prefill.end()) ||
+      std::adjacent_find(prefill.begin(), prefill.end()) != prefill.end()) {
+    std::fprintf(stderr, "storage_bench: --prefill-per-device: sizes must be strictly ascending\n");
+    return 2;
+  }
   const instrumeter::Status st = instrumeter::Run(path, devices, prefill, measure, round, lookups);
   if (!st.ok()) {
     std::fprintf(stderr, "storage_bench: %s\n", st.ToString().c_str());
