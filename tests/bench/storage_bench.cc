@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <numeric>
 #include <random>
+#include <vector>
 
 #include "hub/sqlite_store.h"
 #include "loadgen.h"
@@ -182,9 +183,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--lookups", lookups)->capture_default_str();
   CLI11_PARSE(app, argc, argv);
-  if (!std::is_sorted(prefill.begin(), prefill.end()) ||
+  if (prefill.empty() || prefill.front() == 0 || !std::is_sorted(prefill.begin(), prefill.end()) ||
       std::adjacent_find(prefill.begin(), prefill.end()) != prefill.end()) {
-    std::fprintf(stderr, "storage_bench: --prefill-per-device: sizes must be strictly ascending\n");
+    std::fprintf(stderr,
+                 "storage_bench: --prefill-per-device: sizes must be positive and strictly "
+                 "ascending\n");
     return 2;
   }
   const instrumeter::Status st = instrumeter::Run(path, devices, prefill, measure, round, lookups);
