@@ -486,6 +486,16 @@ TEST_F(LiveApiTest, MetricsAreValidPrometheusText) {
   EXPECT_EQ(samples.count("instrumeter_hub_stream_clients"), 1u);
 }
 
+TEST_F(LiveApiTest, MetricsLeaveOutTheStoreGaugesWhenTheFilesCannotBeMeasured) {
+  StartApi();
+  ASSERT_NE(Get("/metrics").body.find("instrumeter_hub_store_available_bytes "), std::string::npos);
+  std::filesystem::remove(db_);  // an operator's mistake under a running hub
+  HttpResponse r = Get("/metrics");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.body.find("instrumeter_hub_store_"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("instrumeter_hub_ingest_healthy 1"), std::string::npos);
+}
+
 TEST_F(LiveApiTest, HealthzNamesWhatIsWrong) {
   StartApi();
   json ok = GetJson("/healthz");
