@@ -9,7 +9,7 @@ set -euo pipefail
 build_pkgs=(g++ cmake make pkg-config clang-format
   libpaho-mqttpp-dev libpaho-mqtt-dev libssl-dev libprotobuf-dev protobuf-compiler
   libsqlite3-dev libboost-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libspdlog-dev
-  prometheus-cpp-dev libmodbus-dev libpcre2-dev libjemalloc-dev libsodium-dev)
+  prometheus-cpp-dev libmodbus-dev libpcre2-dev libjemalloc-dev libsodium-dev zlib1g-dev)
 test_pkgs=(libgtest-dev libgmock-dev libbenchmark-dev sqlite3 mosquitto-clients faketime chromium
   chromium-driver openssl curl libmosquitto-dev)
 run_pkgs=(mosquitto)

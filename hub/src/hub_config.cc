@@ -130,6 +130,20 @@ const Schema& StoreSchema() {
        .description = "How long a write waits for another process holding the database lock.",
        .min = 0,
        .max = 600'000},
+      {.name = "archive_after_hours",
+       .type = Type::kInteger,
+       .default_value = int64_t{48},
+       .description = "Signed events received longer ago than this are kept compressed, a block "
+                      "per run of a device's events, instead of a row each (docs/hub.md, "
+                      "\"Archive\"): about 20 times less disk. 0 turns the archive off.",
+       .min = 0,
+       .max = 100'000},
+      {.name = "archive_interval_ms",
+       .type = Type::kInteger,
+       .default_value = int64_t{600'000},
+       .description = "How often the archive looks for events to move.",
+       .min = 1000,
+       .max = 86'400'000},
   };
   return kSchema;
 }
@@ -310,6 +324,8 @@ Result<HubConfig> Build(const toml::table& table, const std::string& source) {
   if (!store.ok()) return store.status();
   config.store.path = store->String("path");
   config.store.busy_timeout_ms = static_cast<int>(store->Integer("busy_timeout_ms"));
+  config.store.archive_after_hours = store->Integer("archive_after_hours");
+  config.store.archive_interval_ms = store->Integer("archive_interval_ms");
   if (config.store.path.empty()) return store->Error("path", "must not be empty");
 
   const toml::table empty;

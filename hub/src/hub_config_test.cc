@@ -20,6 +20,8 @@ TEST(HubConfigTest, DefaultsApplyAndEveryKeyIsRead) {
   EXPECT_EQ(minimal->ingest.limits.max_events, 1000u);
   EXPECT_FALSE(minimal->ingest.accept_unregistered_devices);
   EXPECT_EQ(minimal->log_level, "info");
+  EXPECT_EQ(minimal->store.archive_after_hours, 48);
+  EXPECT_EQ(minimal->store.archive_interval_ms, 600'000);
 
   Result<HubConfig> full = ParseHubConfig(R"(log_level = "debug"
 [mqtt]
@@ -31,6 +33,8 @@ reconnect_max_ms = 2000
 [store]
 path = "hub.db"
 busy_timeout_ms = 100
+archive_after_hours = 0
+archive_interval_ms = 5000
 [ingest]
 max_batch_events = 10
 max_batch_delay_ms = 5
@@ -45,6 +49,8 @@ accept_unregistered_devices = true
   EXPECT_EQ(full->mqtt.client_id, "hub-2");
   EXPECT_EQ(full->mqtt.keepalive_s, 10);
   EXPECT_EQ(full->store.busy_timeout_ms, 100);
+  EXPECT_EQ(full->store.archive_after_hours, 0) << "the archive turned off";
+  EXPECT_EQ(full->store.archive_interval_ms, 5000);
   EXPECT_EQ(full->ingest.max_batch_events, 10u);
   EXPECT_EQ(full->ingest.limits.max_envelope_bytes, 1024u);
   EXPECT_EQ(full->ingest.limits.max_events, 8u);
@@ -63,6 +69,12 @@ TEST(HubConfigTest, MistakesAreNamedByFileLineAndKey) {
   ASSERT_FALSE(range.ok());
   EXPECT_NE(range.status().message().find("hub.toml:6:"), std::string::npos);
   EXPECT_NE(range.status().message().find("max_batch_events"), std::string::npos);
+
+  Result<HubConfig> archive = ParseHubConfig(base + "archive_after_hours = -1\n", "hub.toml");
+  ASSERT_FALSE(archive.ok());
+  EXPECT_NE(archive.status().message().find("hub.toml:5:"), std::string::npos)
+      << archive.status().message();
+  EXPECT_NE(archive.status().message().find("archive_after_hours"), std::string::npos);
 
   Result<HubConfig> missing = ParseHubConfig("[store]\npath = \"h.db\"\n", "hub.toml");
   ASSERT_FALSE(missing.ok());
@@ -88,10 +100,11 @@ TEST(HubConfigTest, MistakesAreNamedByFileLineAndKey) {
 
 TEST(HubConfigTest, ReferenceListsEveryKey) {
   const std::string doc = HubConfigReference();
-  for (const char* key : {"broker", "client_id", "keepalive_s", "reconnect_min_ms",
-                          "reconnect_max_ms", "path", "busy_timeout_ms", "max_batch_events",
-                          "max_batch_delay_ms", "resend_interval_ms", "max_envelope_bytes",
-                          "max_events_per_envelope", "accept_unregistered_devices", "log_level"})
+  for (const char* key :
+       {"broker", "client_id", "keepalive_s", "reconnect_min_ms", "reconnect_max_ms", "path",
+        "busy_timeout_ms", "max_batch_events", "max_batch_delay_ms", "resend_interval_ms",
+        "max_envelope_bytes", "max_events_per_envelope", "accept_unregistered_devices", "log_level",
+        "archive_after_hours", "archive_interval_ms"})
     EXPECT_NE(doc.find(std::string("`") + key + "`"), std::string::npos) << key;
 }
 

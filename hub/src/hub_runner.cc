@@ -12,6 +12,7 @@
 #include "common/backoff.h"
 #include "common/clock.h"
 #include "common/mqtt_link.h"
+#include "hub/archive_worker.h"
 #include "hub/billing_driver.h"
 #include "hub/ingestor.h"
 #include "hub/live_http.h"
@@ -259,6 +260,16 @@ Status RunHub(const HubConfig& config) {
         config.billing, &clock);
     if (!started.ok()) return started.status();
     billing = std::move(*started);
+  }
+  std::unique_ptr<ArchiveWorker> archive;
+  if (config.store.archive_after_hours > 0) {
+    Result<std::unique_ptr<ArchiveWorker>> started = ArchiveWorker::Start(
+        {.path = config.store.path, .busy_timeout_ms = config.store.busy_timeout_ms},
+        {.after_ms = config.store.archive_after_hours * 3'600'000,
+         .interval_ms = config.store.archive_interval_ms},
+        &clock);
+    if (!started.ok()) return started.status();
+    archive = std::move(*started);
   }
   HubLoop loop(config, link->get(), ingestor->get(), &clock, &metrics);
   Status result = loop.Run(&signals);

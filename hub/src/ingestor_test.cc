@@ -73,6 +73,13 @@ class FailingStore : public Store {
     return inner_->CommitBatch(batch);
   }
   Result<StoreSpace> Space() override { return inner_->Space(); }
+  Result<std::vector<std::string>> ListArchiveCandidates() override {
+    return inner_->ListArchiveCandidates();
+  }
+  Result<ArchiveProgress> ArchiveEvents(const std::string& id,
+                                        const ArchiveOptions& options) override {
+    return inner_->ArchiveEvents(id, options);
+  }
   Result<std::vector<DeviceInterval>> ReadIntervals(const std::string& id, int64_t from,
                                                     int64_t to) override {
     return inner_->ReadIntervals(id, from, to);

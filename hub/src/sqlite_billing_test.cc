@@ -166,7 +166,7 @@ TEST_F(SqliteBillingTest, AVersionOneDatabaseIsMigratedToTheLatest) {
   {
     // Back to what a hub of schema version 1 left: no billing tables (version 2), no signed
     // telemetry (version 3), no share links (version 4), no key version (version 5; its
-    // triggers go with device_keys).
+    // triggers go with device_keys), no archive (version 6).
     Result<std::unique_ptr<SqliteDb>> db = SqliteDb::Open(path_, {});
     ASSERT_TRUE(db.ok());
     Status reverted = (*db)->Exec(
@@ -175,6 +175,7 @@ TEST_F(SqliteBillingTest, AVersionOneDatabaseIsMigratedToTheLatest) {
         "DROP TABLE ledger; DROP TABLE ledger_head; "
         "DROP TABLE device_keys; DROP TABLE unproven_ranges; DROP TABLE api_tokens; "
         "DROP TABLE share_links; DROP TABLE bookings_version; DROP TABLE device_keys_version; "
+        "DROP TABLE event_blocks; ALTER TABLE devices DROP COLUMN archived_through; "
         "ALTER TABLE events DROP COLUMN link; ALTER TABLE devices DROP COLUMN chain_link; "
         "ALTER TABLE devices DROP COLUMN signed_through; "
         "ALTER TABLE devices DROP COLUMN chain_broken_from; "
@@ -186,7 +187,7 @@ TEST_F(SqliteBillingTest, AVersionOneDatabaseIsMigratedToTheLatest) {
   }
   Result<std::unique_ptr<Store>> store = OpenSqliteStore({.path = path_});
   ASSERT_TRUE(store.ok()) << store.status().ToString();
-  EXPECT_EQ(SqliteSchemaVersion(), 5);
+  EXPECT_EQ(SqliteSchemaVersion(), 6);
   Result<LedgerHead> head = (*store)->ReadLedgerHead();
   ASSERT_TRUE(head.ok());
   EXPECT_EQ(head->entry_id, 0);

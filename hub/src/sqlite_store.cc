@@ -7,6 +7,8 @@
 #include <utility>
 
 #include "common/sqlite_db.h"
+#include "event_block.h"
+#include "protocol/chain.h"
 #include "sqlite_billing.h"
 
 namespace instrumeter::hub {
@@ -14,7 +16,7 @@ namespace {
 
 // Migration N (0-based) takes the database from user_version N to N + 1. Append only: a
 // released migration is never edited.
-constexpr std::array<const char*, 5> kMigrations = {
+constexpr std::array<const char*, 6> kMigrations = {
     R"sql(
 CREATE TABLE instruments(
   instrument_id TEXT PRIMARY KEY,
@@ -168,6 +170,22 @@ CREATE TRIGGER device_keys_updated AFTER UPDATE ON device_keys
 CREATE TRIGGER device_keys_deleted AFTER DELETE ON device_keys
   BEGIN UPDATE device_keys_version SET version = version + 1 WHERE one = 1; END;
 )sql",
+    // 6: the archive of settled events (docs/hub.md, "Archive"): a run of one device's
+    // consecutive events, signed and old enough, kept as one compressed block (event_block.h)
+    // instead of one row each. archived_through: every event up to it is in a block, or is a
+    // session mark, which stays a row.
+    R"sql(
+CREATE TABLE event_blocks(
+  dev_key INTEGER NOT NULL,
+  first_seq INTEGER NOT NULL,
+  last_seq INTEGER NOT NULL,
+  first_link BLOB NOT NULL,
+  raw_bytes INTEGER NOT NULL,
+  data BLOB NOT NULL,
+  PRIMARY KEY(dev_key, first_seq)
+);
+ALTER TABLE devices ADD COLUMN archived_through INTEGER NOT NULL DEFAULT 0;
+)sql",
 };
 
 constexpr char kIntervalColumns[] =
@@ -195,6 +213,45 @@ Result<Interval> ReadInterval(const SqliteStatement& s, int c) {
 }
 
 int64_t I64(uint64_t v) { return static_cast<int64_t>(v); }
+
+constexpr char kEventColumns[] =
+    "e.seq, e.kind, e.state, e.boot_id, e.monotonic_ms, e.wall_unix_ms, e.powered_ms, "
+    "e.in_use_ms, e.body, e.received_unix_ms, e.link";
+
+// Reads kEventColumns starting at column `c`.
+EventRow ReadEventRow(const SqliteStatement& s, int c) {
+  EventRow e;
+  e.seq = static_cast<uint64_t>(s.Int(c));
+  e.kind = static_cast<int>(s.Int(c + 1));
+  if (!s.IsNull(c + 2)) e.state = static_cast<v1::InstrumentState>(s.Int(c + 2));
+  e.boot_id = s.Text(c + 3);
+  e.monotonic_ms = s.Int(c + 4);
+  e.wall_unix_ms = s.Int(c + 5);
+  if (!s.IsNull(c + 6)) e.powered_ms = static_cast<uint64_t>(s.Int(c + 6));
+  if (!s.IsNull(c + 7)) e.in_use_ms = static_cast<uint64_t>(s.Int(c + 7));
+  e.body = s.Blob(c + 8);
+  e.received_unix_ms = s.Int(c + 9);
+  if (!s.IsNull(c + 10)) e.link = s.Blob(c + 10);
+  return e;
+}
+
+// Whether two rows hold the same event: every stored column and the link.
+bool SameRow(const EventRow& a, const EventRow& b) {
+  return a.seq == b.seq && a.kind == b.kind && a.state == b.state && a.boot_id == b.boot_id &&
+         a.monotonic_ms == b.monotonic_ms && a.wall_unix_ms == b.wall_unix_ms &&
+         a.powered_ms == b.powered_ms && a.in_use_ms == b.in_use_ms && a.body == b.body &&
+         a.received_unix_ms == b.received_unix_ms && a.link == b.link;
+}
+
+// Whether a stored row's columns are what its bytes say (MakeEventRow), so that a block, which
+// keeps only the bytes, gives the same row back.
+bool ColumnsMatchBytes(const EventRow& row) {
+  v1::Event event;
+  if (!event.ParseFromString(row.body)) return false;
+  EventRow decoded = MakeEventRow(event, row.body, row.received_unix_ms);
+  decoded.link = row.link;
+  return SameRow(decoded, row);
+}
 
 class SqliteStore : public Store {
  public:
@@ -336,29 +393,39 @@ class SqliteStore : public Store {
 
   Result<std::vector<EventRow>> ReadEvents(const std::string& device_id, uint64_t from_seq,
                                            uint64_t to_seq) override {
+    // One statement reads the rows and the blocks, so both come from one snapshot even while an
+    // archiver moves rows into blocks on another connection.
     std::vector<EventRow> out;
-    read_events_->Reset();
-    read_events_->Bind(1, device_id).Bind(2, I64(from_seq)).Bind(3, I64(to_seq));
+    SqliteStatement& s = *read_events_;
+    s.Reset();
+    s.Bind(1, device_id).Bind(2, I64(from_seq)).Bind(3, I64(to_seq));
     while (true) {
-      Result<bool> row = read_events_->Step();
+      Result<bool> row = s.Step();
       if (!row.ok()) return row.status();
       if (!*row) break;
-      const SqliteStatement& s = *read_events_;
-      EventRow e;
-      e.seq = static_cast<uint64_t>(s.Int(0));
-      e.kind = static_cast<int>(s.Int(1));
-      if (!s.IsNull(2)) e.state = static_cast<v1::InstrumentState>(s.Int(2));
-      e.boot_id = s.Text(3);
-      e.monotonic_ms = s.Int(4);
-      e.wall_unix_ms = s.Int(5);
-      if (!s.IsNull(6)) e.powered_ms = static_cast<uint64_t>(s.Int(6));
-      if (!s.IsNull(7)) e.in_use_ms = static_cast<uint64_t>(s.Int(7));
-      e.body = s.Blob(8);
-      e.received_unix_ms = s.Int(9);
-      if (!s.IsNull(10)) e.link = s.Blob(10);
-      out.push_back(std::move(e));
+      if (s.Int(0) == 0) {
+        out.push_back(ReadEventRow(s, 1));
+        continue;
+      }
+      EventBlock block{.first_seq = static_cast<uint64_t>(s.Int(1)),
+                       .last_seq = static_cast<uint64_t>(s.Int(2)),
+                       .first_link = s.Blob(3),
+                       .raw_bytes = static_cast<uint64_t>(s.Int(4)),
+                       .data = s.Blob(5)};
+      Result<std::vector<EventRow>> rows = DecodeEventBlock(block);
+      if (!rows.ok())
+        return rows.status().WithContext("database " + db_->path() + ": device '" + device_id +
+                                         "'");
+      for (EventRow& e : *rows)
+        if (e.seq >= from_seq && e.seq <= to_seq) out.push_back(std::move(e));
     }
-    read_events_->Reset();
+    s.Reset();
+    std::sort(out.begin(), out.end(),
+              [](const EventRow& a, const EventRow& b) { return a.seq < b.seq; });
+    for (size_t i = 1; i < out.size(); ++i)
+      if (out[i].seq == out[i - 1].seq)
+        return Status::Corruption("database " + db_->path() + ": device '" + device_id + "': seq " +
+                                  std::to_string(out[i].seq) + " is both a row and in a block");
     return out;
   }
 
@@ -388,6 +455,10 @@ class SqliteStore : public Store {
       for (const auto& [seq, link] : dev.link_updates) {
         update_link_->Reset();
         Status st = update_link_->BindBlob(1, link).Bind(2, *key).Bind(3, I64(seq)).Run();
+        // Links are rewritten only above the signed head, and only rows below it are archived:
+        // a link that finds no row would be lost.
+        if (st.ok() && db_->Changes() != 1)
+          st = Status::Corruption("database " + db_->path() + ": no stored row to take it");
         if (!st.ok())
           return st.WithContext("commit batch: device '" + id + "' link of seq " +
                                 std::to_string(seq));
@@ -768,6 +839,105 @@ class SqliteStore : public Store {
     return space;
   }
 
+  Result<std::vector<std::string>> ListArchiveCandidates() override {
+    Result<SqliteStatement> s = db_->Prepare(
+        "SELECT device_id FROM devices WHERE signed_through > archived_through + 1 "
+        "ORDER BY device_id");
+    if (!s.ok()) return s.status();
+    std::vector<std::string> out;
+    while (true) {
+      Result<bool> row = s->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      out.push_back(s->Text(0));
+    }
+    return out;
+  }
+
+  Result<ArchiveProgress> ArchiveEvents(const std::string& device_id,
+                                        const ArchiveOptions& options) override {
+    const std::string where = "archive: device '" + device_id + "'";
+    Result<SqliteTransaction> tx = SqliteTransaction::Begin(db_.get());
+    if (!tx.ok()) return tx.status().WithContext(where);
+    Result<SqliteStatement> device = db_->Prepare(
+        "SELECT dev_key, archived_through, signed_through FROM devices WHERE device_id = ?");
+    if (!device.ok()) return device.status();
+    device->Bind(1, device_id);
+    Result<bool> found = device->Step();
+    if (!found.ok()) return found.status().WithContext(where);
+    if (!*found) return Status::NotFound(where + ": no such device");
+    const int64_t dev_key = device->Int(0);
+    const auto archived_through = static_cast<uint64_t>(device->Int(1));
+    const auto signed_through = static_cast<uint64_t>(device->Int(2));
+    ArchiveProgress progress;
+    if (signed_through <= archived_through + 1) return progress;
+
+    // Below the signed head only: no stored link there is ever rewritten (CommitBatch), and the
+    // head itself stays a row for the billing's span of newly signed events (sqlite_billing.cc).
+    Result<SqliteStatement> read = db_->Prepare(
+        std::string("SELECT ") + kEventColumns +
+        " FROM events e WHERE e.dev_key = ? AND e.seq > ? AND e.seq < ? ORDER BY e.seq LIMIT ?");
+    if (!read.ok()) return read.status();
+    read->Bind(1, dev_key)
+        .Bind(2, I64(archived_through))
+        .Bind(3, I64(signed_through))
+        .Bind(4, I64(std::max(options.max_events, options.max_events_per_block)));
+    std::vector<EventRow> rows;
+    while (true) {
+      Result<bool> row = read->Step();
+      if (!row.ok()) return row.status().WithContext(where);
+      if (!*row) break;
+      rows.push_back(ReadEventRow(*read, 0));
+    }
+    progress.more = rows.size() == std::max(options.max_events, options.max_events_per_block);
+
+    uint64_t considered = archived_through;
+    std::vector<EventRow> run;
+    auto write_run = [&]() -> Status {
+      if (run.empty()) return Status::Ok();
+      Status st = WriteBlock(dev_key, run, &progress);
+      run.clear();
+      return st;
+    };
+    for (EventRow& e : rows) {
+      if (e.seq != considered + 1)
+        return Status::Corruption("database " + db_->path() + ": " + where + ": seq " +
+                                  std::to_string(considered + 1) +
+                                  " is missing below the signed head");
+      if (e.received_unix_ms >= options.received_before_unix_ms ||
+          e.link.size() != protocol::kChainLinkBytes) {
+        progress.more = false;
+        break;
+      }
+      considered = e.seq;
+      // A session mark stays a row; so would a row whose columns disagree with its bytes.
+      if (e.kind == v1::Event::kSessionMark || !ColumnsMatchBytes(e)) {
+        INSTRUMETER_RETURN_IF_ERROR(write_run().WithContext(where));
+        continue;
+      }
+      // An operator's chain reset restarts the links: a block holds one unbroken stretch.
+      if (!run.empty() && protocol::ChainNext(run.back().link, e.body) != e.link)
+        INSTRUMETER_RETURN_IF_ERROR(write_run().WithContext(where));
+      run.push_back(std::move(e));
+      if (run.size() == options.max_events_per_block)
+        INSTRUMETER_RETURN_IF_ERROR(write_run().WithContext(where));
+    }
+    // A run cut short only because nothing further can go yet waits to become a whole block:
+    // a block per pass would be a block per few minutes of heartbeats, and compress worse.
+    if (!run.empty() && run.size() < options.max_events_per_block) {
+      considered = run.front().seq - 1;
+      run.clear();
+    }
+    INSTRUMETER_RETURN_IF_ERROR(write_run().WithContext(where));
+    if (considered == archived_through) return progress;
+    Result<SqliteStatement> update =
+        db_->Prepare("UPDATE devices SET archived_through = ? WHERE dev_key = ?");
+    if (!update.ok()) return update.status();
+    INSTRUMETER_RETURN_IF_ERROR(update->Bind(1, I64(considered)).Bind(2, dev_key).Run());
+    INSTRUMETER_RETURN_IF_ERROR(tx->Commit().WithContext(where));
+    return progress;
+  }
+
  private:
   Status Migrate() {
     Result<int64_t> version = UserVersion();
@@ -808,6 +978,10 @@ class SqliteStore : public Store {
          "INSERT INTO events(dev_key, seq, kind, state, boot_id, monotonic_ms, wall_unix_ms, "
          "powered_ms, in_use_ms, body, received_unix_ms, link) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)"},
         {&update_link_, "UPDATE events SET link = ? WHERE dev_key = ? AND seq = ?"},
+        {&insert_block_,
+         "INSERT INTO event_blocks(dev_key, first_seq, last_seq, first_link, raw_bytes, data) "
+         "VALUES(?, ?, ?, ?, ?, ?)"},
+        {&delete_rows_, "DELETE FROM events WHERE dev_key = ? AND seq BETWEEN ? AND ?"},
         {&insert_unproven_,
          "INSERT OR REPLACE INTO unproven_ranges(dev_key, from_seq, to_seq, resolved_unix_ms) "
          "VALUES(?, ?, ?, ?)"},
@@ -834,10 +1008,17 @@ class SqliteStore : public Store {
          "chain_reset_unix_ms = ?28, chain_signature = ?29 WHERE dev_key = ?1"},
         {&insert_device_, "INSERT INTO devices(device_id) VALUES(?) RETURNING dev_key"},
         {&read_events_,
-         "SELECT e.seq, e.kind, e.state, e.boot_id, e.monotonic_ms, e.wall_unix_ms, e.powered_ms, "
-         "e.in_use_ms, e.body, e.received_unix_ms, e.link FROM events e "
-         "JOIN devices d ON d.dev_key = e.dev_key "
-         "WHERE d.device_id = ?1 AND e.seq BETWEEN ?2 AND ?3 ORDER BY e.seq"},
+         "SELECT 0, e.seq, e.kind, e.state, e.boot_id, e.monotonic_ms, e.wall_unix_ms, "
+         "e.powered_ms, e.in_use_ms, e.body, e.received_unix_ms, e.link FROM events e "
+         "WHERE e.dev_key = (SELECT dev_key FROM devices WHERE device_id = ?1) "
+         "AND e.seq BETWEEN ?2 AND ?3 "
+         "UNION ALL "
+         "SELECT 1, b.first_seq, b.last_seq, b.first_link, b.raw_bytes, b.data, "
+         "NULL, NULL, NULL, NULL, NULL, NULL FROM event_blocks b "
+         "WHERE b.dev_key = (SELECT dev_key FROM devices WHERE device_id = ?1) "
+         "AND b.first_seq <= ?3 AND b.last_seq >= ?2 AND b.first_seq >= coalesce("
+         "(SELECT max(first_seq) FROM event_blocks WHERE dev_key = b.dev_key AND first_seq <= ?2), "
+         "0)"},
         {&upsert_instrument_,
          "INSERT INTO instruments(instrument_id, name, institution, site, city, region, "
          "created_unix_ms) VALUES(?,?,?,?,?,?,?) ON CONFLICT(instrument_id) DO UPDATE SET "
@@ -913,6 +1094,42 @@ class SqliteStore : public Store {
       s.BindBlob(12, e.link);
     }
     return s.Run();
+  }
+
+  // Replaces `run` (consecutive rows of one device) by one block, after checking that the block
+  // gives exactly these rows back.
+  Status WriteBlock(int64_t dev_key, const std::vector<EventRow>& run, ArchiveProgress* progress) {
+    const std::string what =
+        "block of seq " + std::to_string(run.front().seq) + ".." + std::to_string(run.back().seq);
+    Result<EventBlock> block = EncodeEventBlock(run);
+    if (!block.ok()) return block.status().WithContext(what);
+    Result<std::vector<EventRow>> back = DecodeEventBlock(*block);
+    if (!back.ok()) return back.status().WithContext(what);
+    if (back->size() != run.size() || !std::equal(run.begin(), run.end(), back->begin(), SameRow))
+      return Status::Internal(what + ": does not give its rows back");
+    insert_block_->Reset();
+    INSTRUMETER_RETURN_IF_ERROR(insert_block_->Bind(1, dev_key)
+                                    .Bind(2, I64(block->first_seq))
+                                    .Bind(3, I64(block->last_seq))
+                                    .BindBlob(4, block->first_link)
+                                    .Bind(5, I64(block->raw_bytes))
+                                    .BindBlob(6, block->data)
+                                    .Run()
+                                    .WithContext(what));
+    delete_rows_->Reset();
+    INSTRUMETER_RETURN_IF_ERROR(delete_rows_->Bind(1, dev_key)
+                                    .Bind(2, I64(block->first_seq))
+                                    .Bind(3, I64(block->last_seq))
+                                    .Run()
+                                    .WithContext(what));
+    if (static_cast<size_t>(db_->Changes()) != run.size())
+      return Status::Internal(what + ": deleted " + std::to_string(db_->Changes()) + " rows, not " +
+                              std::to_string(run.size()));
+    progress->events += run.size();
+    progress->blocks += 1;
+    progress->block_bytes += block->data.size();
+    for (const EventRow& e : run) progress->body_bytes += e.body.size();
+    return Status::Ok();
   }
 
   Status UpsertInterval(int64_t dev_key, const Interval& iv) {
@@ -1003,6 +1220,8 @@ class SqliteStore : public Store {
   std::unique_ptr<SqliteBilling> billing_;
   std::optional<SqliteStatement> insert_event_;
   std::optional<SqliteStatement> update_link_;
+  std::optional<SqliteStatement> insert_block_;
+  std::optional<SqliteStatement> delete_rows_;
   std::optional<SqliteStatement> insert_unproven_;
   std::optional<SqliteStatement> upsert_interval_;
   std::optional<SqliteStatement> update_device_;

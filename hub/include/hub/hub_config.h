@@ -36,6 +36,9 @@ struct SecurityOptions {
 struct StoreOptions {
   std::string path;
   int busy_timeout_ms = 5000;
+  // The archive of settled events (docs/hub.md, "Archive"); 0 hours: off.
+  int64_t archive_after_hours = 48;
+  int64_t archive_interval_ms = 600'000;
 };
 
 // The live API, stream, metrics, health and dashboard ([http]).

@@ -210,6 +210,25 @@ struct StoreSpace {
   uint64_t available_bytes = 0;  // to this process, on the database's filesystem
 };
 
+// Archiving settled events (docs/hub.md, "Archive"): a device's events below its signed head
+// that are old enough move, in runs, from one row each into compressed blocks (event_block.h).
+// ReadEvents reads both, so no caller sees the difference.
+struct ArchiveOptions {
+  int64_t received_before_unix_ms = 0;  // only events received before this are archived
+  // Per call: one transaction, which holds the write lock that ingest commits wait for
+  // (about 60 ms for 2,000 events here; docs/performance.md, "Archive").
+  uint64_t max_events = 2'000;
+  uint64_t max_events_per_block = 1'000;
+};
+
+struct ArchiveProgress {
+  uint64_t events = 0;       // moved into blocks
+  uint64_t blocks = 0;       // written
+  uint64_t block_bytes = 0;  // compressed bytes written
+  uint64_t body_bytes = 0;   // the exact bytes of the events moved
+  bool more = false;         // the call stopped at max_events: call again
+};
+
 // One ingest batch: committed as one transaction or not at all.
 struct Batch {
   std::vector<DeviceBatch> devices;
@@ -339,6 +358,15 @@ class Store {
 
   // --- disk ---
   virtual Result<StoreSpace> Space() = 0;
+  // Devices that have events below their signed head not yet archived, by id.
+  virtual Result<std::vector<std::string>> ListArchiveCandidates() = 0;
+  // Archives the device's events in sequence order, in one transaction, up to the first that is
+  // too young, has no chain link yet or is at or above its signed head. Session marks stay rows
+  // (billing looks them up by wall time), and cut the blocks, as a chain reset does; a run that
+  // only the limits above end waits until it fills a whole block. Every block is decoded and
+  // compared with the rows it replaces before they are deleted. NotFound for an unknown device.
+  virtual Result<ArchiveProgress> ArchiveEvents(const std::string& device_id,
+                                                const ArchiveOptions& options) = 0;
 };
 
 }  // namespace instrumeter::hub

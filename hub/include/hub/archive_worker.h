@@ -1,0 +1,67 @@
+// The archive of settled events (docs/hub.md, "Archive"): a thread with its own connection to
+// the store that, every interval, moves each device's signed events older than `after_ms` from
+// one row each into compressed blocks (Store::ArchiveEvents). One transaction holds at most
+// ArchiveOptions::max_events of one device, and the thread pauses between transactions, so
+// ingest commits, which wait for the same write lock, are never held up for long.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "hub/sqlite_store.h"
+#include "hub/store.h"
+
+namespace instrumeter::hub {
+
+struct ArchiveWorkerOptions {
+  int64_t after_ms = 48 * 3'600'000;  // events received longer ago than this are archived
+  int64_t interval_ms = 600'000;      // between passes
+};
+
+// What one pass did.
+struct ArchivePass {
+  uint64_t devices = 0;  // that got at least one block
+  ArchiveProgress moved;
+  uint64_t failed_devices = 0;  // whose transaction failed (rolled back: nothing lost)
+  Status first_error;
+};
+
+// Archives every candidate device once, up to its first event that cannot go yet. A device whose
+// transaction fails is counted and skipped; the others go on. Stops early, with what it did,
+// when `stop` returns true between transactions. An error only when the candidates cannot be
+// listed.
+Result<ArchivePass> ArchiveOnce(Store* store, const ArchiveOptions& options,
+                                const std::function<bool()>& stop);
+
+class ArchiveWorker {
+ public:
+  // Opens the store and starts the thread; the first pass runs at once. `clock` is borrowed.
+  static Result<std::unique_ptr<ArchiveWorker>> Start(const SqliteStoreOptions& store_options,
+                                                      const ArchiveWorkerOptions& options,
+                                                      const Clock* clock);
+  // Stops the thread (after the transaction in progress) and joins it.
+  ~ArchiveWorker();
+  ArchiveWorker(const ArchiveWorker&) = delete;
+  ArchiveWorker& operator=(const ArchiveWorker&) = delete;
+
+ private:
+  ArchiveWorker(std::unique_ptr<Store> store, const ArchiveWorkerOptions& options,
+                const Clock* clock);
+  void Loop();
+
+  std::unique_ptr<Store> store_;
+  ArchiveWorkerOptions options_;
+  const Clock* clock_;
+  std::mutex mu_;
+  std::condition_variable wake_;
+  bool stop_ = false;   // guarded by mu_
+  std::thread thread_;  // last: started after everything it uses
+};
+
+}  // namespace instrumeter::hub

@@ -1,0 +1,101 @@
+#include "hub/archive_worker.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+namespace instrumeter::hub {
+namespace {
+
+// Between two transactions: the ingest thread polls for the write lock every millisecond.
+constexpr auto kPause = std::chrono::milliseconds(5);
+
+}  // namespace
+
+Result<ArchivePass> ArchiveOnce(Store* store, const ArchiveOptions& options,
+                                const std::function<bool()>& stop) {
+  Result<std::vector<std::string>> candidates = store->ListArchiveCandidates();
+  if (!candidates.ok()) return candidates.status().WithContext("archive");
+  ArchivePass pass;
+  for (const std::string& device_id : *candidates) {
+    bool archived = false;
+    while (!stop()) {
+      Result<ArchiveProgress> step = store->ArchiveEvents(device_id, options);
+      if (!step.ok()) {
+        if (pass.failed_devices++ == 0) pass.first_error = step.status();
+        break;
+      }
+      archived = archived || step->events > 0;
+      pass.moved.events += step->events;
+      pass.moved.blocks += step->blocks;
+      pass.moved.block_bytes += step->block_bytes;
+      pass.moved.body_bytes += step->body_bytes;
+      if (step->events == 0) break;
+      std::this_thread::sleep_for(kPause);
+      if (!step->more) break;
+    }
+    if (archived) ++pass.devices;
+    if (stop()) break;
+  }
+  return pass;
+}
+
+ArchiveWorker::ArchiveWorker(std::unique_ptr<Store> store, const ArchiveWorkerOptions& options,
+                             const Clock* clock)
+    : store_(std::move(store)), options_(options), clock_(clock) {}
+
+Result<std::unique_ptr<ArchiveWorker>> ArchiveWorker::Start(const SqliteStoreOptions& store_options,
+                                                            const ArchiveWorkerOptions& options,
+                                                            const Clock* clock) {
+  Result<std::unique_ptr<Store>> store = OpenSqliteStore(store_options);
+  if (!store.ok()) return store.status().WithContext("archive worker");
+  std::unique_ptr<ArchiveWorker> worker(new ArchiveWorker(std::move(*store), options, clock));
+  worker->thread_ = std::thread([w = worker.get()] { w->Loop(); });
+  return worker;
+}
+
+ArchiveWorker::~ArchiveWorker() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void ArchiveWorker::Loop() {
+  auto stopping = [this] {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stop_;
+  };
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stop_) {
+    lock.unlock();
+    const auto started = std::chrono::steady_clock::now();
+    Result<ArchivePass> pass = ArchiveOnce(
+        store_.get(), {.received_before_unix_ms = clock_->WallUnixMs() - options_.after_ms},
+        stopping);
+    const auto took_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::steady_clock::now() - started)
+                             .count();
+    // Nothing is lost either way: a failed transaction leaves its rows where they were.
+    if (!pass.ok()) {
+      spdlog::error("archive: pass failed (retried in {} ms): {}", options_.interval_ms,
+                    pass.status().ToString());
+    } else if (pass->failed_devices > 0) {
+      spdlog::error("archive: {} devices not archived (retried in {} ms), the first: {}",
+                    pass->failed_devices, options_.interval_ms, pass->first_error.ToString());
+    }
+    if (pass.ok() && pass->moved.events > 0) {
+      spdlog::info(
+          "archive: {} events of {} devices into {} blocks in {} ms: {} bytes of events now take "
+          "{}",
+          pass->moved.events, pass->devices, pass->moved.blocks, took_ms, pass->moved.body_bytes,
+          pass->moved.block_bytes);
+    }
+    lock.lock();
+    wake_.wait_for(lock, std::chrono::milliseconds(options_.interval_ms), [this] { return stop_; });
+  }
+}
+
+}  // namespace instrumeter::hub

@@ -1,0 +1,177 @@
+// archive_bench: what the archive of settled events (docs/hub.md, "Archive") costs and gives back,
+// on a store filled as a live fleet fills it: every device's next heartbeat in each commit, so a
+// device's events are spread over the table's pages in arrival order, as in production.
+//
+// It prints, as JSON lines: the file before; the archive pass (events/s, and the bytes the
+// process wrote, from /proc/self/io, per event archived); the file and its free pages after;
+// and the same appends again, to show that they reuse the freed pages instead of growing the file.
+#include <sys/stat.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "common/sqlite_db.h"
+#include "hub/archive_worker.h"
+#include "hub/sqlite_store.h"
+#include "loadgen.h"
+#include "protocol/chain.h"
+
+namespace instrumeter {
+namespace {
+
+constexpr int64_t kReceived = 1'767'225'600'000;  // 2026-01-01T00:00:00Z
+constexpr int64_t kStepMs = 10'000;               // a heartbeat every 10 s
+
+double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+uint64_t WriteBytes() {
+  std::ifstream io("/proc/self/io");
+  std::string key;
+  uint64_t value = 0;
+  while (io >> key >> value)
+    if (key == "write_bytes:") return value;
+  return 0;
+}
+
+struct FileFigures {
+  int64_t file_bytes = 0;
+  int64_t free_bytes = 0;
+};
+
+Result<FileFigures> Measure(const std::string& path) {
+  Result<std::unique_ptr<SqliteDb>> db = SqliteDb::Open(path, {});
+  if (!db.ok()) return db.status();
+  // The log folded in, so the file's size is what the data takes.
+  INSTRUMETER_RETURN_IF_ERROR((*db)->Exec("PRAGMA wal_checkpoint(TRUNCATE)"));
+  Result<std::optional<int64_t>> pages = (*db)->QueryInt("PRAGMA page_count");
+  Result<std::optional<int64_t>> free = (*db)->QueryInt("PRAGMA freelist_count");
+  Result<std::optional<int64_t>> size = (*db)->QueryInt("PRAGMA page_size");
+  if (!pages.ok() || !free.ok() || !size.ok()) return Status::Internal("page counts");
+  return FileFigures{pages->value_or(0) * size->value_or(0), free->value_or(0) * size->value_or(0)};
+}
+
+// Appends events [first, last] of every device, one commit per sequence holding every device.
+Result<double> Append(hub::Store* store, std::vector<hub::DeviceRecord>* records,
+                      std::vector<std::string>* links, const std::vector<std::string>& bodies,
+                      uint64_t first, uint64_t last) {
+  const auto start = std::chrono::steady_clock::now();
+  for (uint64_t seq = first; seq <= last; ++seq) {
+    hub::Batch batch;
+    for (size_t d = 0; d < records->size(); ++d) {
+      hub::DeviceRecord& r = (*records)[d];
+      v1::Event event;
+      event.ParseFromString(bodies[seq - 1]);
+      hub::EventRow row = hub::MakeEventRow(event, bodies[seq - 1],
+                                            kReceived + static_cast<int64_t>(seq) * kStepMs);
+      (*links)[d] = protocol::ChainNext((*links)[d], row.body);
+      row.link = (*links)[d];
+      r.contiguous_seq = seq;
+      r.events_stored = seq;
+      r.chain.link = row.link;
+      r.chain.signed_through = seq;  // every envelope signed, as an enrolled agent's often are
+      r.chain.head_seq = seq;
+      batch.devices.push_back({.record = r, .events = {std::move(row)}});
+    }
+    INSTRUMETER_RETURN_IF_ERROR(store->CommitBatch(batch));
+  }
+  return static_cast<double>((last - first + 1) * records->size()) / SecondsSince(start);
+}
+
+void PrintFile(const char* phase, const FileFigures& f) {
+  std::printf("{\"phase\": \"%s\", \"file_bytes\": %lld, \"free_bytes\": %lld}\n", phase,
+              static_cast<long long>(f.file_bytes), static_cast<long long>(f.free_bytes));
+  std::fflush(stdout);
+}
+
+Status Run(const std::string& path, int devices, uint64_t per_device) {
+  Result<std::unique_ptr<hub::Store>> store = hub::OpenSqliteStore({.path = path});
+  if (!store.ok()) return store.status();
+  int64_t powered = 0;
+  int64_t in_use = 0;
+  const std::vector<std::string> bodies =
+      loadgen::MakeBacklog("archive-bench-boot", static_cast<int>(2 * per_device),
+                           {.wall_start_ms = kReceived, .step_ms = kStepMs}, &powered, &in_use);
+  loadgen::LoadOptions ids;
+  ids.device_prefix = "archive-";
+  std::vector<hub::DeviceRecord> records(static_cast<size_t>(devices));
+  std::vector<std::string> links;
+  for (int i = 0; i < devices; ++i) {
+    records[static_cast<size_t>(i)].device_id = loadgen::DeviceId(ids, i);
+    links.push_back(protocol::ChainGenesis(records[static_cast<size_t>(i)].device_id));
+  }
+  std::fprintf(stderr, "archive_bench: filling %d devices x %llu events\n", devices,
+               static_cast<unsigned long long>(per_device));
+  Result<double> fill = Append(store->get(), &records, &links, bodies, 1, per_device);
+  if (!fill.ok()) return fill.status();
+  Result<FileFigures> before = Measure(path);
+  if (!before.ok()) return before.status();
+  PrintFile("filled", *before);
+
+  std::fprintf(stderr, "archive_bench: archiving\n");
+  const uint64_t written_before = WriteBytes();
+  const auto start = std::chrono::steady_clock::now();
+  const int64_t now = kReceived + static_cast<int64_t>(per_device + 1) * kStepMs;
+  Result<hub::ArchivePass> pass =
+      hub::ArchiveOnce(store->get(), {.received_before_unix_ms = now}, [] { return false; });
+  if (!pass.ok()) return pass.status();
+  if (pass->failed_devices > 0) return pass->first_error;
+  const double seconds = SecondsSince(start);
+  const uint64_t written = WriteBytes() - written_before;
+  const hub::ArchiveProgress& moved = pass->moved;
+  std::printf(
+      "{\"phase\": \"archive\", \"events\": %llu, \"blocks\": %llu, \"seconds\": %.2f, "
+      "\"events_per_s\": %.0f, \"body_bytes\": %llu, \"block_bytes\": %llu, "
+      "\"block_bytes_per_event\": %.1f, \"write_bytes\": %llu, \"write_bytes_per_event\": %.0f}\n",
+      static_cast<unsigned long long>(moved.events), static_cast<unsigned long long>(moved.blocks),
+      seconds, static_cast<double>(moved.events) / seconds,
+      static_cast<unsigned long long>(moved.body_bytes),
+      static_cast<unsigned long long>(moved.block_bytes),
+      static_cast<double>(moved.block_bytes) / static_cast<double>(moved.events),
+      static_cast<unsigned long long>(written),
+      static_cast<double>(written) / static_cast<double>(moved.events));
+  Result<FileFigures> after = Measure(path);
+  if (!after.ok()) return after.status();
+  PrintFile("archived", *after);
+
+  std::fprintf(stderr, "archive_bench: appending as many again\n");
+  Result<double> again =
+      Append(store->get(), &records, &links, bodies, per_device + 1, 2 * per_device);
+  if (!again.ok()) return again.status();
+  Result<FileFigures> refilled = Measure(path);
+  if (!refilled.ok()) return refilled.status();
+  std::printf(
+      "{\"phase\": \"appended\", \"append_rows_per_s_filling\": %.0f, "
+      "\"append_rows_per_s_reusing\": %.0f}\n",
+      *fill, *again);
+  PrintFile("appended", *refilled);
+  return Status::Ok();
+}
+
+}  // namespace
+}  // namespace instrumeter
+
+int main(int argc, char** argv) {
+  std::string path;
+  int devices = 200;
+  uint64_t per_device = 4000;
+  CLI::App app{
+      "archive_bench: the archive of settled events on a store filled as a fleet fills it"};
+  app.add_option("--db", path, "new database file")->required();
+  app.add_option("--devices", devices)->capture_default_str()->check(CLI::Range(1, 1'000'000));
+  app.add_option("--events-per-device", per_device)
+      ->capture_default_str()
+      ->check(CLI::Range(2, 10'000'000));
+  CLI11_PARSE(app, argc, argv);
+  const instrumeter::Status st = instrumeter::Run(path, devices, per_device);
+  if (!st.ok()) {
+    std::fprintf(stderr, "archive_bench: %s\n", st.ToString().c_str());
+    return 1;
+  }
+  return 0;
+}
