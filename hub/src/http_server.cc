@@ -26,6 +26,12 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
 constexpr size_t kHeaderLimitBytes = 16 * 1024;
+// Bounds on reading and dropping the rest of a refused request before closing (Session::Linger):
+// long enough for a client on a slow link to finish sending a body just over the limit, short
+// enough that a client that keeps sending cannot hold the connection.
+constexpr auto kLingerTime = std::chrono::seconds(2);
+constexpr size_t kLingerBytes = 4 * 1024 * 1024;
+constexpr size_t kLingerReadBytes = 64 * 1024;
 constexpr char kServerName[] = "instrumeter-hub";
 
 std::string_view Std(beast::string_view text) { return {text.data(), text.size()}; }
@@ -206,6 +212,8 @@ class Session : public HttpSession, public std::enable_shared_from_this<Session<
       Close();
       return;
     }
+    // Each error answer below leaves part of the request unread.
+    unread_input_ = static_cast<bool>(ec);
     if (ec == http::error::body_limit) {
       Reply(JsonError(413, "body: larger than " + std::to_string(server_->options.max_body_bytes) +
                                " bytes"),
@@ -276,12 +284,47 @@ class Session : public HttpSession, public std::enable_shared_from_this<Session<
     Socket().expires_after(std::chrono::milliseconds(server_->options.write_timeout_ms));
     http::async_write(stream_, response_,
                       [self = this->shared_from_this(), keep_alive](beast::error_code ec, size_t) {
-                        if (ec || !keep_alive) {
+                        if (ec) {
                           self->Close();
-                        } else {
+                        } else if (keep_alive) {
                           self->Read();
+                        } else if (self->unread_input_) {
+                          self->Linger();
+                        } else {
+                          self->Close();
                         }
                       });
+  }
+
+  // Closing a socket with unread input makes the kernel send a reset, and a client that is still
+  // sending the body we refused fails on its send (and on some systems loses our answer) instead
+  // of reading the 413. So end our side with a FIN, and read and drop what still comes until the
+  // client closes too, within kLingerTime and kLingerBytes ("lingering close").
+  void Linger() {
+    beast::error_code ec;
+    Socket().socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) {
+      Close();
+      return;
+    }
+    buffer_.clear();
+    Socket().expires_after(kLingerTime);  // one deadline for all the reads below
+    Drain(0);
+  }
+
+  // Under TLS too this reads the TCP layer: the bytes are dropped unread, and we sent no
+  // close_notify, as Close() does not either.
+  void Drain(size_t drained) {
+    Socket().async_read_some(
+        buffer_.prepare(kLingerReadBytes),
+        [self = this->shared_from_this(), drained](beast::error_code ec, size_t n) {
+          // The client's FIN, the deadline, Stop() or too many bytes.
+          if (ec || self->closed_ || drained + n >= kLingerBytes) {
+            self->Close();
+          } else {
+            self->Drain(drained + n);
+          }
+        });
   }
 
   void StartStream(const HttpResponse& response) {
@@ -350,6 +393,7 @@ class Session : public HttpSession, public std::enable_shared_from_this<Session<
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> response_;
   bool closed_ = false;
+  bool unread_input_ = false;  // the request being answered was not read to its end
   // Stream mode.
   bool streaming_ = false;
   bool writing_ = false;

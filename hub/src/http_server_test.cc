@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -40,8 +41,21 @@ class RawClient {
   }
   ~RawClient() { ::close(fd_); }
   bool connected() const { return connected_; }
-  void Send(const std::string& text) { (void)::send(fd_, text.data(), text.size(), MSG_NOSIGNAL); }
-  // Reads until the peer closes or 5 s pass.
+  // False when the connection failed (was reset) before all of `text` was sent.
+  bool Send(const std::string& text) {
+    for (size_t sent = 0; sent < text.size();) {
+      const ssize_t n = ::send(fd_, text.data() + sent, text.size() - sent, MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      sent += static_cast<size_t>(n);
+    }
+    return true;
+  }
+  // True once there is something to read (or the peer closed), within 5 s.
+  bool WaitReadable() {
+    pollfd p{fd_, POLLIN, 0};
+    return ::poll(&p, 1, 5000) == 1;
+  }
+  // Reads until the peer closes or 5 s pass; `reset()` tells whether it ended in an error.
   std::string ReadAll() {
     std::string out;
     timeval tv{5, 0};
@@ -49,12 +63,15 @@ class RawClient {
     char buf[4096];
     ssize_t n;
     while ((n = ::recv(fd_, buf, sizeof buf, 0)) > 0) out.append(buf, static_cast<size_t>(n));
+    reset_ = n < 0;
     return out;
   }
+  bool reset() const { return reset_; }
 
  private:
   int fd_ = -1;
   bool connected_ = false;
+  bool reset_ = false;
 };
 
 class HttpServerTest : public ::testing::Test {
@@ -176,6 +193,24 @@ TEST_F(HttpServerTest, RefusesMalformedAndOversizedRequests) {
   RawClient bad_target(server_->port());
   bad_target.Send("GET /a%zz HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_EQ(bad_target.ReadAll().substr(0, 12), "HTTP/1.1 400");
+}
+
+TEST_F(HttpServerTest, AnswersATooLargeBodyToAClientStillSendingIt) {
+  HttpServerOptions options;
+  options.max_body_bytes = 16;
+  StartServer(options);
+  RawClient client(server_->port());
+  ASSERT_TRUE(client.connected());
+  const std::string body(1 << 20, 'x');
+  ASSERT_TRUE(client.Send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                          std::to_string(body.size()) + "\r\n\r\n" + body.substr(0, 64 * 1024)));
+  // The 413 comes while most of the body is still to be sent: the server must not reset the
+  // connection under the client, which would fail its sending or lose the answer.
+  ASSERT_TRUE(client.WaitReadable());
+  EXPECT_TRUE(client.Send(body.substr(64 * 1024)));
+  const std::string reply = client.ReadAll();
+  EXPECT_EQ(reply.substr(0, 12), "HTTP/1.1 413") << reply;
+  EXPECT_FALSE(client.reset());
 }
 
 TEST_F(HttpServerTest, ClosesAConnectionThatSendsNothing) {
