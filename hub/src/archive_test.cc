@@ -109,9 +109,13 @@ TEST_F(ArchiveTest, ArchivedEventsReadBackExactlyFromBlocksAndRows) {
   ASSERT_TRUE(store->CommitBatch({{SignedDevice("nmr-1", 2500, 2500, kWall)}}).ok());
   const std::vector<EventRow> before = Read(store.get(), "nmr-1", 1, 2500);
 
-  Result<std::vector<std::string>> candidates = store->ListArchiveCandidates();
+  Result<std::vector<std::string>> candidates =
+      store->ListArchiveCandidates(Before(kWall + 100 * kHourMs));
   ASSERT_TRUE(candidates.ok());
   EXPECT_EQ(*candidates, std::vector<std::string>{"nmr-1"});
+  candidates = store->ListArchiveCandidates(Before(kWall + 10'000'000));
+  ASSERT_TRUE(candidates.ok());
+  EXPECT_TRUE(candidates->empty()) << "event 1000 was received at +10,000 s: not old yet";
   Result<ArchiveProgress> moved = store->ArchiveEvents("nmr-1", Before(kWall + 100 * kHourMs));
   ASSERT_TRUE(moved.ok()) << moved.status().ToString();
   EXPECT_EQ(moved->events, 2000u) << "whole blocks below the signed head";
@@ -158,13 +162,13 @@ TEST_F(ArchiveTest, StopsAtYoungOrUnlinkedEventsAndTheSignedHeadAndKeepsSessionM
                                   std::move(unlinked), SignedDevice("dev-0", 30, 0, kWall)}})
                   .ok());
   const std::vector<EventRow> before = Read(store.get(), "nmr-1", 1, 100);
-  Result<std::vector<std::string>> candidates = store->ListArchiveCandidates();
+  // Events 1..80 were received more than 48 h before; 81.. are younger. Blocks of 10.
+  const int64_t now = kWall + 805'000 + kAfter;
+  Result<std::vector<std::string>> candidates =
+      store->ListArchiveCandidates(Before(now - kAfter, 10));
   ASSERT_TRUE(candidates.ok());
   EXPECT_EQ(*candidates, (std::vector<std::string>{"ms-1", "nmr-1"}))
       << "a device that signed nothing (development mode) is never archived";
-
-  // Events 1..80 were received more than 48 h before; 81.. are younger. Blocks of 10.
-  const int64_t now = kWall + 805'000 + kAfter;
   Result<ArchiveProgress> moved = store->ArchiveEvents("nmr-1", Before(now - kAfter, 10));
   ASSERT_TRUE(moved.ok()) << moved.status().ToString();
   EXPECT_EQ(moved->events, 72u) << "1-39 and 42-74: the marks cut blocks short, and stay rows";

@@ -14,7 +14,7 @@ constexpr auto kPause = std::chrono::milliseconds(5);
 
 Result<ArchivePass> ArchiveOnce(Store* store, const ArchiveOptions& options,
                                 const std::function<bool()>& stop) {
-  Result<std::vector<std::string>> candidates = store->ListArchiveCandidates();
+  Result<std::vector<std::string>> candidates = store->ListArchiveCandidates(options);
   if (!candidates.ok()) return candidates.status().WithContext("archive");
   ArchivePass pass;
   for (const std::string& device_id : *candidates) {

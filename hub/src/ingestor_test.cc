@@ -73,8 +73,8 @@ class FailingStore : public Store {
     return inner_->CommitBatch(batch);
   }
   Result<StoreSpace> Space() override { return inner_->Space(); }
-  Result<std::vector<std::string>> ListArchiveCandidates() override {
-    return inner_->ListArchiveCandidates();
+  Result<std::vector<std::string>> ListArchiveCandidates(const ArchiveOptions& options) override {
+    return inner_->ListArchiveCandidates(options);
   }
   Result<ArchiveProgress> ArchiveEvents(const std::string& id,
                                         const ArchiveOptions& options) override {

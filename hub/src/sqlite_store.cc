@@ -839,11 +839,15 @@ class SqliteStore : public Store {
     return space;
   }
 
-  Result<std::vector<std::string>> ListArchiveCandidates() override {
+  Result<std::vector<std::string>> ListArchiveCandidates(const ArchiveOptions& options) override {
+    // The event that would close the next whole block is old enough (so all before it are,
+    // give or take a resend's late arrival, which ArchiveEvents checks one by one).
     Result<SqliteStatement> s = db_->Prepare(
-        "SELECT device_id FROM devices WHERE signed_through > archived_through + 1 "
-        "ORDER BY device_id");
+        "SELECT d.device_id FROM devices d JOIN events e ON e.dev_key = d.dev_key "
+        "AND e.seq = d.archived_through + ?1 WHERE d.signed_through > d.archived_through + ?1 "
+        "AND e.received_unix_ms < ?2 ORDER BY d.device_id");
     if (!s.ok()) return s.status();
+    s->Bind(1, I64(options.max_events_per_block)).Bind(2, options.received_before_unix_ms);
     std::vector<std::string> out;
     while (true) {
       Result<bool> row = s->Step();
@@ -874,6 +878,8 @@ class SqliteStore : public Store {
 
     // Below the signed head only: no stored link there is ever rewritten (CommitBatch), and the
     // head itself stays a row for the billing's span of newly signed events (sqlite_billing.cc).
+    // At least a block: fewer would never make one.
+    const uint64_t limit = std::max(options.max_events, options.max_events_per_block);
     Result<SqliteStatement> read = db_->Prepare(
         std::string("SELECT ") + kEventColumns +
         " FROM events e WHERE e.dev_key = ? AND e.seq > ? AND e.seq < ? ORDER BY e.seq LIMIT ?");
@@ -881,15 +887,16 @@ class SqliteStore : public Store {
     read->Bind(1, dev_key)
         .Bind(2, I64(archived_through))
         .Bind(3, I64(signed_through))
-        .Bind(4, I64(std::max(options.max_events, options.max_events_per_block)));
+        .Bind(4, I64(limit));
     std::vector<EventRow> rows;
     while (true) {
       Result<bool> row = read->Step();
       if (!row.ok()) return row.status().WithContext(where);
       if (!*row) break;
       rows.push_back(ReadEventRow(*read, 0));
+      if (rows.back().received_unix_ms >= options.received_before_unix_ms) break;  // too young
     }
-    progress.more = rows.size() == std::max(options.max_events, options.max_events_per_block);
+    progress.more = rows.size() == limit;
 
     uint64_t considered = archived_through;
     std::vector<EventRow> run;

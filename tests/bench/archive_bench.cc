@@ -5,12 +5,16 @@
 // It prints, as JSON lines: the file before; the archive pass (events/s, and the bytes the
 // process wrote, from /proc/self/io, per event archived); the file and its free pages after;
 // and the same appends again, to show that they reuse the freed pages instead of growing the file.
+//
+// --existing FILE archives a copy of a real hub's database instead (every stored event taken as
+// signed and old), to measure how small a real agent's events get.
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -89,6 +93,57 @@ void PrintFile(const char* phase, const FileFigures& f) {
   std::fflush(stdout);
 }
 
+// Archives everything archivable with blocks of `per_block` events, and prints the figures.
+Status ArchiveAll(hub::Store* store, int64_t received_before, uint64_t per_block) {
+  const uint64_t written_before = WriteBytes();
+  const auto start = std::chrono::steady_clock::now();
+  Result<hub::ArchivePass> pass = hub::ArchiveOnce(
+      store, {.received_before_unix_ms = received_before, .max_events_per_block = per_block},
+      [] { return false; });
+  if (!pass.ok()) return pass.status();
+  if (pass->failed_devices > 0) return pass->first_error;
+  const double seconds = SecondsSince(start);
+  const uint64_t written = WriteBytes() - written_before;
+  const hub::ArchiveProgress& moved = pass->moved;
+  if (moved.events == 0) return Status::FailedPrecondition("nothing was archived");
+  std::printf(
+      "{\"phase\": \"archive\", \"events\": %llu, \"blocks\": %llu, \"seconds\": %.2f, "
+      "\"events_per_s\": %.0f, \"body_bytes\": %llu, \"block_bytes\": %llu, "
+      "\"block_bytes_per_event\": %.1f, \"write_bytes\": %llu, \"write_bytes_per_event\": %.0f}\n",
+      static_cast<unsigned long long>(moved.events), static_cast<unsigned long long>(moved.blocks),
+      seconds, static_cast<double>(moved.events) / seconds,
+      static_cast<unsigned long long>(moved.body_bytes),
+      static_cast<unsigned long long>(moved.block_bytes),
+      static_cast<double>(moved.block_bytes) / static_cast<double>(moved.events),
+      static_cast<unsigned long long>(written),
+      static_cast<double>(written) / static_cast<double>(moved.events));
+  std::fflush(stdout);
+  return Status::Ok();
+}
+
+// A real hub's database: every device's stored prefix taken as signed.
+Status RunExisting(const std::string& path, uint64_t per_block) {
+  {
+    Result<std::unique_ptr<SqliteDb>> db = SqliteDb::Open(path, {});
+    if (!db.ok()) return db.status();
+    Result<std::unique_ptr<hub::Store>> migrated = hub::OpenSqliteStore({.path = path});
+    if (!migrated.ok()) return migrated.status();
+    INSTRUMETER_RETURN_IF_ERROR((*db)->Exec(
+        "UPDATE devices SET signed_through = contiguous_seq, chain_head_seq = contiguous_seq"));
+  }
+  Result<FileFigures> before = Measure(path);
+  if (!before.ok()) return before.status();
+  PrintFile("existing", *before);
+  Result<std::unique_ptr<hub::Store>> store = hub::OpenSqliteStore({.path = path});
+  if (!store.ok()) return store.status();
+  INSTRUMETER_RETURN_IF_ERROR(
+      ArchiveAll(store->get(), std::numeric_limits<int64_t>::max(), per_block));
+  Result<FileFigures> after = Measure(path);
+  if (!after.ok()) return after.status();
+  PrintFile("archived", *after);
+  return Status::Ok();
+}
+
 Status Run(const std::string& path, int devices, uint64_t per_device) {
   Result<std::unique_ptr<hub::Store>> store = hub::OpenSqliteStore({.path = path});
   if (!store.ok()) return store.status();
@@ -114,27 +169,8 @@ Status Run(const std::string& path, int devices, uint64_t per_device) {
   PrintFile("filled", *before);
 
   std::fprintf(stderr, "archive_bench: archiving\n");
-  const uint64_t written_before = WriteBytes();
-  const auto start = std::chrono::steady_clock::now();
-  const int64_t now = kReceived + static_cast<int64_t>(per_device + 1) * kStepMs;
-  Result<hub::ArchivePass> pass =
-      hub::ArchiveOnce(store->get(), {.received_before_unix_ms = now}, [] { return false; });
-  if (!pass.ok()) return pass.status();
-  if (pass->failed_devices > 0) return pass->first_error;
-  const double seconds = SecondsSince(start);
-  const uint64_t written = WriteBytes() - written_before;
-  const hub::ArchiveProgress& moved = pass->moved;
-  std::printf(
-      "{\"phase\": \"archive\", \"events\": %llu, \"blocks\": %llu, \"seconds\": %.2f, "
-      "\"events_per_s\": %.0f, \"body_bytes\": %llu, \"block_bytes\": %llu, "
-      "\"block_bytes_per_event\": %.1f, \"write_bytes\": %llu, \"write_bytes_per_event\": %.0f}\n",
-      static_cast<unsigned long long>(moved.events), static_cast<unsigned long long>(moved.blocks),
-      seconds, static_cast<double>(moved.events) / seconds,
-      static_cast<unsigned long long>(moved.body_bytes),
-      static_cast<unsigned long long>(moved.block_bytes),
-      static_cast<double>(moved.block_bytes) / static_cast<double>(moved.events),
-      static_cast<unsigned long long>(written),
-      static_cast<double>(written) / static_cast<double>(moved.events));
+  INSTRUMETER_RETURN_IF_ERROR(
+      ArchiveAll(store->get(), kReceived + static_cast<int64_t>(per_device + 1) * kStepMs, 1000));
   Result<FileFigures> after = Measure(path);
   if (!after.ok()) return after.status();
   PrintFile("archived", *after);
@@ -158,17 +194,31 @@ Status Run(const std::string& path, int devices, uint64_t per_device) {
 
 int main(int argc, char** argv) {
   std::string path;
+  std::string existing;
   int devices = 200;
   uint64_t per_device = 4000;
+  uint64_t per_block = 1000;
   CLI::App app{
       "archive_bench: the archive of settled events on a store filled as a fleet fills it"};
-  app.add_option("--db", path, "new database file")->required();
+  auto* db = app.add_option("--db", path, "new database file");
+  app.add_option("--existing", existing,
+                 "instead: archive this copy of a real hub's database (it is changed)")
+      ->excludes(db)
+      ->check(CLI::ExistingFile);
+  app.add_option("--events-per-block", per_block, "with --existing")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1'000'000));
   app.add_option("--devices", devices)->capture_default_str()->check(CLI::Range(1, 1'000'000));
   app.add_option("--events-per-device", per_device)
       ->capture_default_str()
       ->check(CLI::Range(2, 10'000'000));
   CLI11_PARSE(app, argc, argv);
-  const instrumeter::Status st = instrumeter::Run(path, devices, per_device);
+  if (path.empty() == existing.empty()) {
+    std::fprintf(stderr, "archive_bench: give --db (a new file) or --existing (a copy)\n");
+    return 2;
+  }
+  const instrumeter::Status st = existing.empty() ? instrumeter::Run(path, devices, per_device)
+                                                  : instrumeter::RunExisting(existing, per_block);
   if (!st.ok()) {
     std::fprintf(stderr, "archive_bench: %s\n", st.ToString().c_str());
     return 1;

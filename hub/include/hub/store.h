@@ -358,8 +358,10 @@ class Store {
 
   // --- disk ---
   virtual Result<StoreSpace> Space() = 0;
-  // Devices that have events below their signed head not yet archived, by id.
-  virtual Result<std::vector<std::string>> ListArchiveCandidates() = 0;
+  // Devices with at least a whole block of events below their signed head, not archived yet,
+  // received before the time in `options`, by id. Read-only: a pass asks every device, and
+  // holds the write lock only for those with work.
+  virtual Result<std::vector<std::string>> ListArchiveCandidates(const ArchiveOptions& options) = 0;
   // Archives the device's events in sequence order, in one transaction, up to the first that is
   // too young, has no chain link yet or is at or above its signed head. Session marks stay rows
   // (billing looks them up by wall time), and cut the blocks, as a chain reset does; a run that
