@@ -12,7 +12,9 @@
 #include "hub/archive_worker.h"
 #include "hub/ingestor.h"
 #include "hub/sqlite_store.h"
+#include "hub_testing/ack_recorder.h"
 #include "hub_testing/chained_envelopes.h"
+#include "hub_testing/event_rows.h"
 #include "hub_testing/events.h"
 #include "protocol/chain.h"
 #include "protocol/topics.h"
@@ -21,8 +23,10 @@
 namespace instrumeter::hub {
 namespace {
 
+using testing::AckRecorder;
 using testing::At;
 using testing::Beat;
+using testing::ExpectSameRows;
 using testing::kBoot1;
 using testing::kWall;
 using testing::Mark;
@@ -54,24 +58,6 @@ DeviceBatch SignedDevice(const std::string& device, uint64_t n, uint64_t signed_
   b.record.chain.signed_through = signed_through;
   b.record.chain.head_seq = signed_through;
   return b;
-}
-
-void ExpectSameRows(const std::vector<EventRow>& got, const std::vector<EventRow>& want) {
-  ASSERT_EQ(got.size(), want.size());
-  for (size_t i = 0; i < want.size(); ++i) {
-    SCOPED_TRACE("seq " + std::to_string(want[i].seq));
-    EXPECT_EQ(got[i].seq, want[i].seq);
-    EXPECT_EQ(got[i].kind, want[i].kind);
-    EXPECT_EQ(got[i].state, want[i].state);
-    EXPECT_EQ(got[i].boot_id, want[i].boot_id);
-    EXPECT_EQ(got[i].monotonic_ms, want[i].monotonic_ms);
-    EXPECT_EQ(got[i].wall_unix_ms, want[i].wall_unix_ms);
-    EXPECT_EQ(got[i].powered_ms, want[i].powered_ms);
-    EXPECT_EQ(got[i].in_use_ms, want[i].in_use_ms);
-    EXPECT_EQ(got[i].body, want[i].body);
-    EXPECT_EQ(got[i].received_unix_ms, want[i].received_unix_ms);
-    EXPECT_EQ(got[i].link, want[i].link);
-  }
 }
 
 class ArchiveTest : public ::testing::Test {
@@ -348,16 +334,6 @@ TEST_F(ArchiveTest, TheWorkerArchivesInTheBackgroundAndStopsWhenAsked) {
 
 // Through the real ingest path: an enrolled agent's signed events, archived, still answer every
 // question the hub asks of them.
-class AckRecorder : public Downlink {
- public:
-  Status SendAck(const std::string& device_id, uint64_t seq) override {
-    acks[device_id] = seq;
-    return Status::Ok();
-  }
-  Status SendResend(const std::string&, uint64_t, uint64_t) override { return Status::Ok(); }
-  std::map<std::string, uint64_t> acks;
-};
-
 TEST_F(ArchiveTest, ArchivedEventsStillDecideDuplicatesAndProveTheChain) {
   constexpr char kDevice[] = "nmr-1";
   std::unique_ptr<Store> store = Open();

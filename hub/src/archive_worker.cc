@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <thread>
 
 namespace instrumeter::hub {
 namespace {
@@ -42,60 +43,41 @@ Result<ArchivePass> ArchiveOnce(Store* store, const ArchiveOptions& options,
 
 ArchiveWorker::ArchiveWorker(std::unique_ptr<Store> store, const ArchiveWorkerOptions& options,
                              const Clock* clock)
-    : store_(std::move(store)), options_(options), clock_(clock) {}
+    : store_(std::move(store)),
+      options_(options),
+      clock_(clock),
+      thread_(options.interval_ms, [this](const auto& stopping) { RunPass(stopping); }) {}
 
 Result<std::unique_ptr<ArchiveWorker>> ArchiveWorker::Start(const SqliteStoreOptions& store_options,
                                                             const ArchiveWorkerOptions& options,
                                                             const Clock* clock) {
   Result<std::unique_ptr<Store>> store = OpenSqliteStore(store_options);
   if (!store.ok()) return store.status().WithContext("archive worker");
-  std::unique_ptr<ArchiveWorker> worker(new ArchiveWorker(std::move(*store), options, clock));
-  worker->thread_ = std::thread([w = worker.get()] { w->Loop(); });
-  return worker;
+  return std::unique_ptr<ArchiveWorker>(new ArchiveWorker(std::move(*store), options, clock));
 }
 
-ArchiveWorker::~ArchiveWorker() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
+void ArchiveWorker::RunPass(const std::function<bool()>& stopping) {
+  const auto started = std::chrono::steady_clock::now();
+  Result<ArchivePass> pass =
+      ArchiveOnce(store_.get(),
+                  {.received_before_unix_ms = clock_->WallUnixMs() - options_.after_ms}, stopping);
+  const auto took_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::steady_clock::now() - started)
+                           .count();
+  // Nothing is lost either way: a failed transaction leaves its rows where they were.
+  if (!pass.ok()) {
+    spdlog::error("archive: pass failed (retried in {} ms): {}", options_.interval_ms,
+                  pass.status().ToString());
+    return;
   }
-  wake_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
-
-void ArchiveWorker::Loop() {
-  auto stopping = [this] {
-    std::lock_guard<std::mutex> lock(mu_);
-    return stop_;
-  };
-  std::unique_lock<std::mutex> lock(mu_);
-  while (!stop_) {
-    lock.unlock();
-    const auto started = std::chrono::steady_clock::now();
-    Result<ArchivePass> pass = ArchiveOnce(
-        store_.get(), {.received_before_unix_ms = clock_->WallUnixMs() - options_.after_ms},
-        stopping);
-    const auto took_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                             std::chrono::steady_clock::now() - started)
-                             .count();
-    // Nothing is lost either way: a failed transaction leaves its rows where they were.
-    if (!pass.ok()) {
-      spdlog::error("archive: pass failed (retried in {} ms): {}", options_.interval_ms,
-                    pass.status().ToString());
-    } else if (pass->failed_devices > 0) {
-      spdlog::error("archive: {} devices not archived (retried in {} ms), the first: {}",
-                    pass->failed_devices, options_.interval_ms, pass->first_error.ToString());
-    }
-    if (pass.ok() && pass->moved.events > 0) {
-      spdlog::info(
-          "archive: {} events of {} devices into {} blocks in {} ms: {} bytes of events now take "
-          "{}",
-          pass->moved.events, pass->devices, pass->moved.blocks, took_ms, pass->moved.body_bytes,
-          pass->moved.block_bytes);
-    }
-    lock.lock();
-    wake_.wait_for(lock, std::chrono::milliseconds(options_.interval_ms), [this] { return stop_; });
-  }
+  if (pass->failed_devices > 0)
+    spdlog::error("archive: {} devices not archived (retried in {} ms), the first: {}",
+                  pass->failed_devices, options_.interval_ms, pass->first_error.ToString());
+  if (pass->moved.events > 0)
+    spdlog::info(
+        "archive: {} events of {} devices into {} blocks in {} ms: {} bytes of events now take {}",
+        pass->moved.events, pass->devices, pass->moved.blocks, took_ms, pass->moved.body_bytes,
+        pass->moved.block_bytes);
 }
 
 }  // namespace instrumeter::hub

@@ -406,48 +406,31 @@ BillingWorker::BillingWorker(std::unique_ptr<Store> store, const BillingOptions&
     : store_(std::move(store)),
       driver_(store_.get(), options),
       clock_(clock),
-      interval_ms_(options.verify_interval_ms) {}
+      thread_(options.verify_interval_ms, [this](const auto&) { RunPass(); }) {}
 
 Result<std::unique_ptr<BillingWorker>> BillingWorker::Start(const SqliteStoreOptions& store_options,
                                                             const BillingOptions& options,
                                                             const Clock* clock) {
   Result<std::unique_ptr<Store>> store = OpenSqliteStore(store_options);
   if (!store.ok()) return store.status().WithContext("billing worker");
-  std::unique_ptr<BillingWorker> worker(new BillingWorker(std::move(*store), options, clock));
-  worker->thread_ = std::thread([w = worker.get()] { w->Loop(); });
-  return worker;
+  return std::unique_ptr<BillingWorker>(new BillingWorker(std::move(*store), options, clock));
 }
 
-BillingWorker::~BillingWorker() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
-  }
-  wake_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
-
-void BillingWorker::Loop() {
-  std::unique_lock<std::mutex> lock(mu_);
-  while (!stop_) {
-    lock.unlock();
-    const auto started = std::chrono::steady_clock::now();
-    Result<PassReport> pass = driver_.RunOnce(clock_->WallUnixMs());
-    const auto took_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                             std::chrono::steady_clock::now() - started)
-                             .count();
-    if (!pass.ok()) {
-      spdlog::error("billing: verification pass failed (retried in {} ms): {}", interval_ms_,
-                    pass.status().ToString());
-    } else if (pass->entries_appended + pass->amendments > 0) {
-      spdlog::info(
-          "billing: {} sessions and {} days measured on {} instruments in {} ms; {} entries "
-          "and {} amendments appended",
-          pass->sessions_measured, pass->days_measured, pass->instruments, took_ms,
-          pass->entries_appended, pass->amendments);
-    }
-    lock.lock();
-    wake_.wait_for(lock, std::chrono::milliseconds(interval_ms_), [this] { return stop_; });
+void BillingWorker::RunPass() {
+  const auto started = std::chrono::steady_clock::now();
+  Result<PassReport> pass = driver_.RunOnce(clock_->WallUnixMs());
+  const auto took_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::steady_clock::now() - started)
+                           .count();
+  if (!pass.ok()) {
+    spdlog::error("billing: verification pass failed (retried in {} ms): {}", thread_.interval_ms(),
+                  pass.status().ToString());
+  } else if (pass->entries_appended + pass->amendments > 0) {
+    spdlog::info(
+        "billing: {} sessions and {} days measured on {} instruments in {} ms; {} entries "
+        "and {} amendments appended",
+        pass->sessions_measured, pass->days_measured, pass->instruments, took_ms,
+        pass->entries_appended, pass->amendments);
   }
 }
 

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "hub_testing/event_rows.h"
 #include "hub_testing/events.h"
 #include "protocol/chain.h"
 
@@ -10,6 +11,7 @@ namespace {
 
 using testing::At;
 using testing::Beat;
+using testing::ExpectSameRows;
 using testing::kBoot1;
 using testing::kWall;
 using testing::Mark;
@@ -33,26 +35,6 @@ std::vector<EventRow> Rows(uint64_t first, uint64_t count) {
   return rows;
 }
 
-void ExpectSame(const std::vector<EventRow>& got, const std::vector<EventRow>& want) {
-  ASSERT_EQ(got.size(), want.size());
-  for (size_t i = 0; i < want.size(); ++i) {
-    SCOPED_TRACE("seq " + std::to_string(want[i].seq));
-    EXPECT_EQ(got[i].seq, want[i].seq);
-    EXPECT_EQ(got[i].kind, want[i].kind);
-    EXPECT_EQ(got[i].state, want[i].state);
-    EXPECT_EQ(got[i].boot_id, want[i].boot_id);
-    EXPECT_EQ(got[i].monotonic_ms, want[i].monotonic_ms);
-    EXPECT_EQ(got[i].wall_unix_ms, want[i].wall_unix_ms);
-    EXPECT_EQ(got[i].powered_ms, want[i].powered_ms);
-    EXPECT_EQ(got[i].in_use_ms, want[i].in_use_ms);
-    EXPECT_EQ(got[i].body, want[i].body);
-    EXPECT_EQ(got[i].received_unix_ms, want[i].received_unix_ms);
-    EXPECT_EQ(got[i].link, want[i].link);
-    EXPECT_FALSE(got[i].fresh_heartbeat);
-    EXPECT_FALSE(got[i].sources_disagree);
-  }
-}
-
 TEST(EventBlockTest, GivesBackTheExactBytesReceiveTimesColumnsAndLinks) {
   const std::vector<EventRow> rows = Rows(41, 500);
   Result<EventBlock> block = EncodeEventBlock(rows);
@@ -65,7 +47,7 @@ TEST(EventBlockTest, GivesBackTheExactBytesReceiveTimesColumnsAndLinks) {
   EXPECT_LT(block->data.size() * 3, body_bytes) << "similar events compress well";
   Result<std::vector<EventRow>> back = DecodeEventBlock(*block);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
-  ExpectSame(*back, rows);
+  ExpectSameRows(*back, rows);
 }
 
 TEST(EventBlockTest, RefusesAGapOrAnEventWithoutItsLink) {

@@ -6,6 +6,7 @@
 #include "common/sqlite_db.h"
 #include "hub/ingestor.h"
 #include "hub/sqlite_store.h"
+#include "hub_testing/ack_recorder.h"
 #include "hub_testing/chained_envelopes.h"
 #include "hub_testing/events.h"
 #include "protocol/chain.h"
@@ -15,22 +16,13 @@
 namespace instrumeter::hub {
 namespace {
 
+using testing::AckRecorder;
 using testing::ChainedEnvelopes;
 using testing::NewSigningKey;
 using testing::TypicalRun;
 
 constexpr char kDevice[] = "nmr-1";
 constexpr char kOther[] = "nmr-2";
-
-class AckRecorder : public Downlink {
- public:
-  Status SendAck(const std::string& device_id, uint64_t seq) override {
-    acks[device_id] = seq;
-    return Status::Ok();
-  }
-  Status SendResend(const std::string&, uint64_t, uint64_t) override { return Status::Ok(); }
-  std::map<std::string, uint64_t> acks;  // the last ack per device
-};
 
 std::vector<v1::Event> Slice(uint64_t first, uint64_t last) {
   const std::vector<v1::Event> run = TypicalRun();

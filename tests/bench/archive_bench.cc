@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -19,7 +20,6 @@
 #include <vector>
 
 #include "common/sqlite_db.h"
-#include "hub/archive_worker.h"
 #include "hub/sqlite_store.h"
 #include "loadgen.h"
 #include "protocol/chain.h"
@@ -93,30 +93,51 @@ void PrintFile(const char* phase, const FileFigures& f) {
   std::fflush(stdout);
 }
 
-// Archives everything archivable with blocks of `per_block` events, and prints the figures.
+// Archives everything archivable with blocks of `per_block` events, as ArchiveOnce does, and
+// prints the figures, with how long each transaction held the write lock that ingest waits for.
 Status ArchiveAll(hub::Store* store, int64_t received_before, uint64_t per_block) {
+  const hub::ArchiveOptions options{.received_before_unix_ms = received_before,
+                                    .max_events_per_block = per_block};
   const uint64_t written_before = WriteBytes();
   const auto start = std::chrono::steady_clock::now();
-  Result<hub::ArchivePass> pass = hub::ArchiveOnce(
-      store, {.received_before_unix_ms = received_before, .max_events_per_block = per_block},
-      [] { return false; });
-  if (!pass.ok()) return pass.status();
-  if (pass->failed_devices > 0) return pass->first_error;
+  Result<std::vector<std::string>> candidates = store->ListArchiveCandidates(options);
+  if (!candidates.ok()) return candidates.status();
+  hub::ArchiveProgress moved;
+  std::vector<double> transaction_ms;
+  for (const std::string& device_id : *candidates) {
+    for (bool more = true; more;) {
+      const auto begun = std::chrono::steady_clock::now();
+      Result<hub::ArchiveProgress> step = store->ArchiveEvents(device_id, options);
+      if (!step.ok()) return step.status();
+      transaction_ms.push_back(SecondsSince(begun) * 1000);
+      moved.events += step->events;
+      moved.blocks += step->blocks;
+      moved.block_bytes += step->block_bytes;
+      moved.body_bytes += step->body_bytes;
+      more = step->more && step->events > 0;
+    }
+  }
   const double seconds = SecondsSince(start);
   const uint64_t written = WriteBytes() - written_before;
-  const hub::ArchiveProgress& moved = pass->moved;
   if (moved.events == 0) return Status::FailedPrecondition("nothing was archived");
+  std::sort(transaction_ms.begin(), transaction_ms.end());
+  auto at = [&](double q) {
+    return transaction_ms[static_cast<size_t>(q * static_cast<double>(transaction_ms.size() - 1))];
+  };
   std::printf(
       "{\"phase\": \"archive\", \"events\": %llu, \"blocks\": %llu, \"seconds\": %.2f, "
       "\"events_per_s\": %.0f, \"body_bytes\": %llu, \"block_bytes\": %llu, "
-      "\"block_bytes_per_event\": %.1f, \"write_bytes\": %llu, \"write_bytes_per_event\": %.0f}\n",
+      "\"block_bytes_per_event\": %.1f, \"write_bytes\": %llu, \"write_bytes_per_event\": %.0f, "
+      "\"transactions\": %zu, \"transaction_ms_p50\": %.1f, \"transaction_ms_p99\": %.1f, "
+      "\"transaction_ms_max\": %.1f}\n",
       static_cast<unsigned long long>(moved.events), static_cast<unsigned long long>(moved.blocks),
       seconds, static_cast<double>(moved.events) / seconds,
       static_cast<unsigned long long>(moved.body_bytes),
       static_cast<unsigned long long>(moved.block_bytes),
       static_cast<double>(moved.block_bytes) / static_cast<double>(moved.events),
       static_cast<unsigned long long>(written),
-      static_cast<double>(written) / static_cast<double>(moved.events));
+      static_cast<double>(written) / static_cast<double>(moved.events), transaction_ms.size(),
+      at(0.5), at(0.99), transaction_ms.back());
   std::fflush(stdout);
   return Status::Ok();
 }

@@ -5,15 +5,13 @@
 // ingest commits, which wait for the same write lock, are never held up for long.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
-#include <thread>
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "hub/periodic_thread.h"
 #include "hub/sqlite_store.h"
 #include "hub/store.h"
 
@@ -45,23 +43,17 @@ class ArchiveWorker {
   static Result<std::unique_ptr<ArchiveWorker>> Start(const SqliteStoreOptions& store_options,
                                                       const ArchiveWorkerOptions& options,
                                                       const Clock* clock);
-  // Stops the thread (after the transaction in progress) and joins it.
-  ~ArchiveWorker();
-  ArchiveWorker(const ArchiveWorker&) = delete;
-  ArchiveWorker& operator=(const ArchiveWorker&) = delete;
+  // Destroying it stops the thread (after the transaction in progress) and joins it.
 
  private:
   ArchiveWorker(std::unique_ptr<Store> store, const ArchiveWorkerOptions& options,
                 const Clock* clock);
-  void Loop();
+  void RunPass(const std::function<bool()>& stopping);
 
   std::unique_ptr<Store> store_;
   ArchiveWorkerOptions options_;
   const Clock* clock_;
-  std::mutex mu_;
-  std::condition_variable wake_;
-  bool stop_ = false;   // guarded by mu_
-  std::thread thread_;  // last: started after everything it uses
+  PeriodicThread thread_;  // last: started after everything it uses
 };
 
 }  // namespace instrumeter::hub

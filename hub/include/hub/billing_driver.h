@@ -17,16 +17,14 @@
 // may run again, concurrently with ingest or with another pass, and never writes a result twice.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 
 #include "common/clock.h"
 #include "common/status.h"
 #include "hub/billing_options.h"
+#include "hub/periodic_thread.h"
 #include "hub/sqlite_store.h"
 #include "hub/store.h"
 
@@ -80,23 +78,16 @@ class BillingWorker {
   static Result<std::unique_ptr<BillingWorker>> Start(const SqliteStoreOptions& store_options,
                                                       const BillingOptions& options,
                                                       const Clock* clock);
-  // Stops the thread (a pass in progress finishes first) and joins it.
-  ~BillingWorker();
-  BillingWorker(const BillingWorker&) = delete;
-  BillingWorker& operator=(const BillingWorker&) = delete;
+  // Destroying it stops the thread (a pass in progress finishes first) and joins it.
 
  private:
   BillingWorker(std::unique_ptr<Store> store, const BillingOptions& options, const Clock* clock);
-  void Loop();
+  void RunPass();
 
   std::unique_ptr<Store> store_;
   BillingDriver driver_;
   const Clock* clock_;
-  int64_t interval_ms_;
-  std::mutex mu_;
-  std::condition_variable wake_;
-  bool stop_ = false;   // guarded by mu_
-  std::thread thread_;  // last: started after everything it uses
+  PeriodicThread thread_;  // last: started after everything it uses
 };
 
 }  // namespace instrumeter::hub

@@ -216,8 +216,8 @@ struct StoreSpace {
 struct ArchiveOptions {
   int64_t received_before_unix_ms = 0;  // only events received before this are archived
   // Per call: one transaction, which holds the write lock that ingest commits wait for
-  // (about 60 ms for 2,000 events here; docs/performance.md, "Archive").
-  uint64_t max_events = 2'000;
+  // (about 50 ms for 1,000 events here; docs/performance.md, "The archive").
+  uint64_t max_events = 1'000;
   uint64_t max_events_per_block = 1'000;
 };
 
