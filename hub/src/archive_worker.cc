@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -21,7 +22,13 @@ Result<ArchivePass> ArchiveOnce(Store* store, const ArchiveOptions& options,
   for (const std::string& device_id : *candidates) {
     bool archived = false;
     while (!stop()) {
+      const auto begun = std::chrono::steady_clock::now();
       Result<ArchiveProgress> step = store->ArchiveEvents(device_id, options);
+      ++pass.transactions;
+      pass.longest_transaction_ms = std::max(
+          pass.longest_transaction_ms,
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - begun)
+              .count());
       if (!step.ok()) {
         if (pass.failed_devices++ == 0) pass.first_error = step.status();
         break;
@@ -75,9 +82,10 @@ void ArchiveWorker::RunPass(const std::function<bool()>& stopping) {
                   pass->failed_devices, options_.interval_ms, pass->first_error.ToString());
   if (pass->moved.events > 0)
     spdlog::info(
-        "archive: {} events of {} devices into {} blocks in {} ms: {} bytes of events now take {}",
-        pass->moved.events, pass->devices, pass->moved.blocks, took_ms, pass->moved.body_bytes,
-        pass->moved.block_bytes);
+        "archive: {} events of {} devices into {} blocks in {} ms (longest transaction {:.0f} "
+        "ms): {} bytes of events now take {}",
+        pass->moved.events, pass->devices, pass->moved.blocks, took_ms,
+        pass->longest_transaction_ms, pass->moved.body_bytes, pass->moved.block_bytes);
 }
 
 }  // namespace instrumeter::hub

@@ -2,9 +2,12 @@
 // on a store filled as a live fleet fills it: every device's next heartbeat in each commit, so a
 // device's events are spread over the table's pages in arrival order, as in production.
 //
-// It prints, as JSON lines: the file before; the archive pass (events/s, and the bytes the
-// process wrote, from /proc/self/io, per event archived); the file and its free pages after;
-// and the same appends again, to show that they reuse the freed pages instead of growing the file.
+// It prints, as JSON lines: the file before; the archive pass (events/s, the bytes its thread
+// wrote, from /proc/thread-self/io, per event archived, and how long each transaction held the
+// write lock); the time of each commit of the fleet's next events made beside the archive, every
+// 100 ms on a connection of its own as the hub's ingest thread would, and as many made alone;
+// the file and its free pages after; and the rest of the appends, to show that they reuse the
+// freed pages instead of growing the file.
 //
 // --existing FILE archives a copy of a real hub's database instead (every stored event taken as
 // signed and old), to measure how small a real agent's events get.
@@ -12,14 +15,18 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/sqlite_db.h"
+#include "hub/archive_worker.h"
 #include "hub/sqlite_store.h"
 #include "loadgen.h"
 #include "protocol/chain.h"
@@ -34,8 +41,9 @@ double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+// Bytes this thread caused to be written to disk.
 uint64_t WriteBytes() {
-  std::ifstream io("/proc/self/io");
+  std::ifstream io("/proc/thread-self/io");
   std::string key;
   uint64_t value = 0;
   while (io >> key >> value)
@@ -60,21 +68,38 @@ Result<FileFigures> Measure(const std::string& path) {
   return FileFigures{pages->value_or(0) * size->value_or(0), free->value_or(0) * size->value_or(0)};
 }
 
-// Appends events [first, last] of every device, one commit per sequence holding every device.
-Result<double> Append(hub::Store* store, std::vector<hub::DeviceRecord>* records,
-                      std::vector<std::string>* links, const std::vector<std::string>& bodies,
-                      uint64_t first, uint64_t last) {
-  const auto start = std::chrono::steady_clock::now();
-  for (uint64_t seq = first; seq <= last; ++seq) {
+// Appends the next event of every device in one commit, as a hub commits a fleet's heartbeats.
+class Appender {
+ public:
+  Appender(int devices, uint64_t events) {
+    int64_t powered = 0;
+    int64_t in_use = 0;
+    bodies_ =
+        loadgen::MakeBacklog("archive-bench-boot", static_cast<int>(events),
+                             {.wall_start_ms = kReceived, .step_ms = kStepMs}, &powered, &in_use);
+    loadgen::LoadOptions ids;
+    ids.device_prefix = "archive-";
+    for (int i = 0; i < devices; ++i) {
+      records_.emplace_back().device_id = loadgen::DeviceId(ids, i);
+      links_.push_back(protocol::ChainGenesis(records_.back().device_id));
+    }
+  }
+  uint64_t next_seq() const { return next_seq_; }
+  bool exhausted() const { return next_seq_ > bodies_.size(); }
+
+  // Returns how long the commit took, in ms.
+  Result<double> AppendOne(hub::Store* store) {
+    const uint64_t seq = next_seq_;
+    if (exhausted()) return Status::FailedPrecondition("no events left");
+    v1::Event event;
+    event.ParseFromString(bodies_[seq - 1]);
     hub::Batch batch;
-    for (size_t d = 0; d < records->size(); ++d) {
-      hub::DeviceRecord& r = (*records)[d];
-      v1::Event event;
-      event.ParseFromString(bodies[seq - 1]);
-      hub::EventRow row = hub::MakeEventRow(event, bodies[seq - 1],
+    for (size_t d = 0; d < records_.size(); ++d) {
+      hub::DeviceRecord& r = records_[d];
+      hub::EventRow row = hub::MakeEventRow(event, bodies_[seq - 1],
                                             kReceived + static_cast<int64_t>(seq) * kStepMs);
-      (*links)[d] = protocol::ChainNext((*links)[d], row.body);
-      row.link = (*links)[d];
+      links_[d] = protocol::ChainNext(links_[d], row.body);
+      row.link = links_[d];
       r.contiguous_seq = seq;
       r.events_stored = seq;
       r.chain.link = row.link;
@@ -82,9 +107,42 @@ Result<double> Append(hub::Store* store, std::vector<hub::DeviceRecord>* records
       r.chain.head_seq = seq;
       batch.devices.push_back({.record = r, .events = {std::move(row)}});
     }
+    const auto start = std::chrono::steady_clock::now();
     INSTRUMETER_RETURN_IF_ERROR(store->CommitBatch(batch));
+    ++next_seq_;
+    return SecondsSince(start) * 1000;
   }
-  return static_cast<double>((last - first + 1) * records->size()) / SecondsSince(start);
+
+  // Appends `count` sequences as fast as it can; returns rows/s.
+  Result<double> AppendMany(hub::Store* store, uint64_t count) {
+    const auto start = std::chrono::steady_clock::now();
+    for (uint64_t i = 0; i < count; ++i) {
+      Result<double> ms = AppendOne(store);
+      if (!ms.ok()) return ms.status();
+    }
+    return static_cast<double>(count * records_.size()) / SecondsSince(start);
+  }
+
+ private:
+  std::vector<std::string> bodies_;
+  std::vector<hub::DeviceRecord> records_;
+  std::vector<std::string> links_;
+  uint64_t next_seq_ = 1;
+};
+
+struct Quantiles {
+  double p50 = 0;
+  double p99 = 0;
+  double max = 0;
+};
+
+Quantiles QuantilesOf(std::vector<double> values) {
+  if (values.empty()) return {};
+  std::sort(values.begin(), values.end());
+  auto at = [&](double q) {
+    return values[static_cast<size_t>(q * static_cast<double>(values.size() - 1))];
+  };
+  return {at(0.5), at(0.99), values.back()};
 }
 
 void PrintFile(const char* phase, const FileFigures& f) {
@@ -93,51 +151,33 @@ void PrintFile(const char* phase, const FileFigures& f) {
   std::fflush(stdout);
 }
 
-// Archives everything archivable with blocks of `per_block` events, as ArchiveOnce does, and
-// prints the figures, with how long each transaction held the write lock that ingest waits for.
+// Archives everything archivable with blocks of `per_block` events, as the hub's worker does
+// (ArchiveOnce), and prints the figures.
 Status ArchiveAll(hub::Store* store, int64_t received_before, uint64_t per_block) {
-  const hub::ArchiveOptions options{.received_before_unix_ms = received_before,
-                                    .max_events_per_block = per_block};
   const uint64_t written_before = WriteBytes();
   const auto start = std::chrono::steady_clock::now();
-  Result<std::vector<std::string>> candidates = store->ListArchiveCandidates(options);
-  if (!candidates.ok()) return candidates.status();
-  hub::ArchiveProgress moved;
-  std::vector<double> transaction_ms;
-  for (const std::string& device_id : *candidates) {
-    for (bool more = true; more;) {
-      const auto begun = std::chrono::steady_clock::now();
-      Result<hub::ArchiveProgress> step = store->ArchiveEvents(device_id, options);
-      if (!step.ok()) return step.status();
-      transaction_ms.push_back(SecondsSince(begun) * 1000);
-      moved.events += step->events;
-      moved.blocks += step->blocks;
-      moved.block_bytes += step->block_bytes;
-      moved.body_bytes += step->body_bytes;
-      more = step->more && step->events > 0;
-    }
-  }
+  Result<hub::ArchivePass> pass = hub::ArchiveOnce(
+      store, {.received_before_unix_ms = received_before, .max_events_per_block = per_block},
+      [] { return false; });
+  if (!pass.ok()) return pass.status();
+  if (pass->failed_devices > 0) return pass->first_error;
   const double seconds = SecondsSince(start);
   const uint64_t written = WriteBytes() - written_before;
+  const hub::ArchiveProgress& moved = pass->moved;
   if (moved.events == 0) return Status::FailedPrecondition("nothing was archived");
-  std::sort(transaction_ms.begin(), transaction_ms.end());
-  auto at = [&](double q) {
-    return transaction_ms[static_cast<size_t>(q * static_cast<double>(transaction_ms.size() - 1))];
-  };
   std::printf(
       "{\"phase\": \"archive\", \"events\": %llu, \"blocks\": %llu, \"seconds\": %.2f, "
       "\"events_per_s\": %.0f, \"body_bytes\": %llu, \"block_bytes\": %llu, "
       "\"block_bytes_per_event\": %.1f, \"write_bytes\": %llu, \"write_bytes_per_event\": %.0f, "
-      "\"transactions\": %zu, \"transaction_ms_p50\": %.1f, \"transaction_ms_p99\": %.1f, "
-      "\"transaction_ms_max\": %.1f}\n",
+      "\"transactions\": %llu, \"longest_transaction_ms\": %.1f}\n",
       static_cast<unsigned long long>(moved.events), static_cast<unsigned long long>(moved.blocks),
       seconds, static_cast<double>(moved.events) / seconds,
       static_cast<unsigned long long>(moved.body_bytes),
       static_cast<unsigned long long>(moved.block_bytes),
       static_cast<double>(moved.block_bytes) / static_cast<double>(moved.events),
       static_cast<unsigned long long>(written),
-      static_cast<double>(written) / static_cast<double>(moved.events), transaction_ms.size(),
-      at(0.5), at(0.99), transaction_ms.back());
+      static_cast<double>(written) / static_cast<double>(moved.events),
+      static_cast<unsigned long long>(pass->transactions), pass->longest_transaction_ms);
   std::fflush(stdout);
   return Status::Ok();
 }
@@ -165,40 +205,75 @@ Status RunExisting(const std::string& path, uint64_t per_block) {
   return Status::Ok();
 }
 
+// Commits the next event of every device every kCommitGapMs until `done`, as a hub does
+// beside the archive; returns each commit's time in ms.
+constexpr auto kCommitGap = std::chrono::milliseconds(100);
+
+Result<std::vector<double>> CommitPaced(hub::Store* store, Appender* appender,
+                                        const std::function<bool()>& done) {
+  std::vector<double> commit_ms;
+  while (!done() && !appender->exhausted()) {
+    Result<double> ms = appender->AppendOne(store);
+    if (!ms.ok()) return ms.status();
+    commit_ms.push_back(*ms);
+    std::this_thread::sleep_for(kCommitGap);
+  }
+  return commit_ms;
+}
+
+void PrintCommits(const char* phase, const std::vector<double>& commit_ms, int devices) {
+  const Quantiles q = QuantilesOf(commit_ms);
+  std::printf(
+      "{\"phase\": \"%s\", \"commits\": %zu, \"events_per_commit\": %d, "
+      "\"commit_ms_p50\": %.1f, \"commit_ms_p99\": %.1f, \"commit_ms_max\": %.1f}\n",
+      phase, commit_ms.size(), devices, q.p50, q.p99, q.max);
+  std::fflush(stdout);
+}
+
 Status Run(const std::string& path, int devices, uint64_t per_device) {
   Result<std::unique_ptr<hub::Store>> store = hub::OpenSqliteStore({.path = path});
   if (!store.ok()) return store.status();
-  int64_t powered = 0;
-  int64_t in_use = 0;
-  const std::vector<std::string> bodies =
-      loadgen::MakeBacklog("archive-bench-boot", static_cast<int>(2 * per_device),
-                           {.wall_start_ms = kReceived, .step_ms = kStepMs}, &powered, &in_use);
-  loadgen::LoadOptions ids;
-  ids.device_prefix = "archive-";
-  std::vector<hub::DeviceRecord> records(static_cast<size_t>(devices));
-  std::vector<std::string> links;
-  for (int i = 0; i < devices; ++i) {
-    records[static_cast<size_t>(i)].device_id = loadgen::DeviceId(ids, i);
-    links.push_back(protocol::ChainGenesis(records[static_cast<size_t>(i)].device_id));
-  }
+  Appender appender(devices, 2 * per_device);
   std::fprintf(stderr, "archive_bench: filling %d devices x %llu events\n", devices,
                static_cast<unsigned long long>(per_device));
-  Result<double> fill = Append(store->get(), &records, &links, bodies, 1, per_device);
+  Result<double> fill = appender.AppendMany(store->get(), per_device);
   if (!fill.ok()) return fill.status();
   Result<FileFigures> before = Measure(path);
   if (!before.ok()) return before.status();
   PrintFile("filled", *before);
 
-  std::fprintf(stderr, "archive_bench: archiving\n");
-  INSTRUMETER_RETURN_IF_ERROR(
-      ArchiveAll(store->get(), kReceived + static_cast<int64_t>(per_device + 1) * kStepMs, 1000));
+  // The archive on a connection and thread of its own, as the hub's worker, while this thread
+  // commits as the hub's ingest thread does.
+  std::fprintf(stderr, "archive_bench: archiving, committing beside it\n");
+  Result<std::unique_ptr<hub::Store>> archive_store = hub::OpenSqliteStore({.path = path});
+  if (!archive_store.ok()) return archive_store.status();
+  std::atomic<bool> archived{false};
+  Status archive_status;
+  std::thread archiver([&] {
+    archive_status = ArchiveAll(archive_store->get(),
+                                kReceived + static_cast<int64_t>(per_device + 1) * kStepMs, 1000);
+    archived = true;
+  });
+  Result<std::vector<double>> beside =
+      CommitPaced(store->get(), &appender, [&] { return archived.load(); });
+  archiver.join();
+  INSTRUMETER_RETURN_IF_ERROR(archive_status);
+  if (!beside.ok()) return beside.status();
+  PrintCommits("commits_beside_archive", *beside, devices);
   Result<FileFigures> after = Measure(path);
   if (!after.ok()) return after.status();
   PrintFile("archived", *after);
 
-  std::fprintf(stderr, "archive_bench: appending as many again\n");
+  std::fprintf(stderr, "archive_bench: committing alone\n");
+  size_t alone_count = 0;
+  Result<std::vector<double>> alone =
+      CommitPaced(store->get(), &appender, [&] { return alone_count++ == beside->size(); });
+  if (!alone.ok()) return alone.status();
+  PrintCommits("commits_alone", *alone, devices);
+
+  std::fprintf(stderr, "archive_bench: appending the rest\n");
   Result<double> again =
-      Append(store->get(), &records, &links, bodies, per_device + 1, 2 * per_device);
+      appender.AppendMany(store->get(), 2 * per_device - appender.next_seq() + 1);
   if (!again.ok()) return again.status();
   Result<FileFigures> refilled = Measure(path);
   if (!refilled.ok()) return refilled.status();

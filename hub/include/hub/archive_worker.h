@@ -28,6 +28,9 @@ struct ArchivePass {
   ArchiveProgress moved;
   uint64_t failed_devices = 0;  // whose transaction failed (rolled back: nothing lost)
   Status first_error;
+  // How long the transactions held the write lock that ingest commits wait for.
+  uint64_t transactions = 0;
+  double longest_transaction_ms = 0;
 };
 
 // Archives every candidate device once, up to its first event that cannot go yet. A device whose
