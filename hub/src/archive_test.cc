@@ -307,6 +307,33 @@ TEST_F(ArchiveTest, ArchivingKilledAtRandomMomentsLosesAndChangesNothing) {
   expect_intact();
 }
 
+TEST_F(ArchiveTest, ADeviceThatCannotBeArchivedIsCountedAndTheOthersGoOn) {
+  std::unique_ptr<Store> store = Open();
+  ASSERT_TRUE(store
+                  ->CommitBatch({{SignedDevice("nmr-1", 1200, 1200, kWall),
+                                  SignedDevice("nmr-2", 1200, 1200, kWall)}})
+                  .ok());
+  // An event of nmr-1 below its signed head goes missing (a damaged file): its step must fail
+  // rather than archive around the hole, and leave its rows as they were.
+  {
+    Result<std::unique_ptr<SqliteDb>> db = SqliteDb::Open(path_, {});
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE((*db)
+                    ->Exec("DELETE FROM events WHERE seq = 500 AND dev_key = "
+                           "(SELECT dev_key FROM devices WHERE device_id = 'nmr-1')")
+                    .ok());
+  }
+  Result<ArchivePass> pass =
+      ArchiveOnce(store.get(), Before(kWall + 100 * kHourMs), [] { return false; });
+  ASSERT_TRUE(pass.ok());
+  EXPECT_EQ(pass->failed_devices, 1u);
+  EXPECT_EQ(pass->first_error.code(), Status::Code::kCorruption);
+  EXPECT_NE(pass->first_error.message().find("'nmr-1': seq 500 is missing"), std::string::npos)
+      << pass->first_error.ToString();
+  EXPECT_EQ(pass->moved.events, 1000u) << "nmr-2's block";
+  EXPECT_EQ(Query("SELECT count(*) FROM events"), 1199 + 200);
+}
+
 TEST_F(ArchiveTest, TheWorkerArchivesInTheBackgroundAndStopsWhenAsked) {
   {
     std::unique_ptr<Store> store = Open();
@@ -321,14 +348,20 @@ TEST_F(ArchiveTest, TheWorkerArchivesInTheBackgroundAndStopsWhenAsked) {
     EXPECT_EQ(pass->moved.events, 0u);
   }
   FakeClock clock(testing::kMono, kWall + kAfter + 10 * kHourMs);
-  Result<std::unique_ptr<ArchiveWorker>> worker =
-      ArchiveWorker::Start({.path = path_}, {.after_ms = kAfter, .interval_ms = 60'000}, &clock);
+  HubMetrics metrics;
+  Result<std::unique_ptr<ArchiveWorker>> worker = ArchiveWorker::Start(
+      {.path = path_}, {.after_ms = kAfter, .interval_ms = 60'000}, &clock, &metrics);
   ASSERT_TRUE(worker.ok()) << worker.status().ToString();
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (Query("SELECT count(*) FROM events") != 400 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_EQ(Query("SELECT count(*) FROM events"), 400) << "1001-1200 of each wait";
   EXPECT_EQ(Query("SELECT count(*) FROM event_blocks"), 2);
+  // Counted once the pass ends (GET /metrics: instrumeter_hub_events_archived_total).
+  while (metrics.events_archived != 2000 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(metrics.events_archived, 2000u);
+  EXPECT_EQ(metrics.archive_failures, 0u);
   worker->reset();  // joins, although its next pass is a minute away
 }
 

@@ -49,18 +49,21 @@ Result<ArchivePass> ArchiveOnce(Store* store, const ArchiveOptions& options,
 }
 
 ArchiveWorker::ArchiveWorker(std::unique_ptr<Store> store, const ArchiveWorkerOptions& options,
-                             const Clock* clock)
+                             const Clock* clock, HubMetrics* metrics)
     : store_(std::move(store)),
       options_(options),
       clock_(clock),
+      metrics_(metrics),
       thread_(options.interval_ms, [this](const auto& stopping) { RunPass(stopping); }) {}
 
 Result<std::unique_ptr<ArchiveWorker>> ArchiveWorker::Start(const SqliteStoreOptions& store_options,
                                                             const ArchiveWorkerOptions& options,
-                                                            const Clock* clock) {
+                                                            const Clock* clock,
+                                                            HubMetrics* metrics) {
   Result<std::unique_ptr<Store>> store = OpenSqliteStore(store_options);
   if (!store.ok()) return store.status().WithContext("archive worker");
-  return std::unique_ptr<ArchiveWorker>(new ArchiveWorker(std::move(*store), options, clock));
+  return std::unique_ptr<ArchiveWorker>(
+      new ArchiveWorker(std::move(*store), options, clock, metrics));
 }
 
 void ArchiveWorker::RunPass(const std::function<bool()>& stopping) {
@@ -73,10 +76,13 @@ void ArchiveWorker::RunPass(const std::function<bool()>& stopping) {
                            .count();
   // Nothing is lost either way: a failed transaction leaves its rows where they were.
   if (!pass.ok()) {
+    ++metrics_->archive_failures;
     spdlog::error("archive: pass failed (retried in {} ms): {}", options_.interval_ms,
                   pass.status().ToString());
     return;
   }
+  metrics_->events_archived += pass->moved.events;
+  metrics_->archive_failures += pass->failed_devices;
   if (pass->failed_devices > 0)
     spdlog::error("archive: {} devices not archived (retried in {} ms), the first: {}",
                   pass->failed_devices, options_.interval_ms, pass->first_error.ToString());

@@ -267,7 +267,7 @@ Status RunHub(const HubConfig& config) {
         {.path = config.store.path, .busy_timeout_ms = config.store.busy_timeout_ms},
         {.after_ms = config.store.archive_after_hours * 3'600'000,
          .interval_ms = config.store.archive_interval_ms},
-        &clock);
+        &clock, &metrics);
     if (!started.ok()) return started.status();
     archive = std::move(*started);
   }

@@ -92,6 +92,12 @@ std::string RenderPrometheus(const HubMetrics& m, const HttpServerStats& http,
             "DeviceStatus messages of devices not in the registry.", m.status_ignored);
   e.Counter("instrumeter_hub_downlink_failures_total", "Acks or resend requests not published.",
             m.downlink_failures);
+  e.Counter("instrumeter_hub_events_archived_total",
+            "Events moved from rows into compressed blocks (docs/hub.md, Archive).",
+            m.events_archived);
+  e.Counter("instrumeter_hub_archive_failures_total",
+            "Archive steps that failed and were rolled back, to be tried again.",
+            m.archive_failures);
   e.Histogram("instrumeter_hub_commit_latency_seconds", "Time to commit one ingest batch.",
               m.commit_latency);
   e.Histogram("instrumeter_hub_inbound_wait_seconds",

@@ -11,6 +11,7 @@
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "hub/ingestor.h"
 #include "hub/periodic_thread.h"
 #include "hub/sqlite_store.h"
 #include "hub/store.h"
@@ -42,20 +43,22 @@ Result<ArchivePass> ArchiveOnce(Store* store, const ArchiveOptions& options,
 
 class ArchiveWorker {
  public:
-  // Opens the store and starts the thread; the first pass runs at once. `clock` is borrowed.
+  // Opens the store and starts the thread; the first pass runs at once. `clock` and `metrics`
+  // (events_archived, archive_failures) are borrowed.
   static Result<std::unique_ptr<ArchiveWorker>> Start(const SqliteStoreOptions& store_options,
                                                       const ArchiveWorkerOptions& options,
-                                                      const Clock* clock);
+                                                      const Clock* clock, HubMetrics* metrics);
   // Destroying it stops the thread (after the transaction in progress) and joins it.
 
  private:
   ArchiveWorker(std::unique_ptr<Store> store, const ArchiveWorkerOptions& options,
-                const Clock* clock);
+                const Clock* clock, HubMetrics* metrics);
   void RunPass(const std::function<bool()>& stopping);
 
   std::unique_ptr<Store> store_;
   ArchiveWorkerOptions options_;
   const Clock* clock_;
+  HubMetrics* metrics_;
   PeriodicThread thread_;  // last: started after everything it uses
 };
 

@@ -104,6 +104,10 @@ struct HubMetrics {
   std::atomic<uint64_t> signatures_dropped{0};     // held too long (max_held_signatures)
   std::atomic<uint64_t> clock_skew_heartbeats{0};  // fresh heartbeats beyond clock_skew_warn_ms
   std::atomic<uint64_t> downlink_failures{0};
+  // Set by the archive worker (archive_worker.h): events moved into blocks, and device steps or
+  // passes that failed (rolled back whole; tried again at the next pass).
+  std::atomic<uint64_t> events_archived{0};
+  std::atomic<uint64_t> archive_failures{0};
   // Set by the MQTT bridge: messages received from the broker and not yet ingested, and how long
   // each waited between the MQTT client receiving it and the hub taking it.
   std::atomic<uint64_t> mqtt_queued_messages{0};
