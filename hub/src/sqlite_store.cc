@@ -931,11 +931,8 @@ class SqliteStore : public Store {
     }
     // A run cut short only because nothing further can go yet waits to become a whole block:
     // a block per pass would be a block per few minutes of heartbeats, and compress worse.
-    if (!run.empty() && run.size() < options.max_events_per_block) {
-      considered = run.front().seq - 1;
-      run.clear();
-    }
-    INSTRUMETER_RETURN_IF_ERROR(write_run().WithContext(where));
+    // (A whole one was written in the loop.)
+    if (!run.empty()) considered = run.front().seq - 1;
     if (considered == archived_through) return progress;
     Result<SqliteStatement> update =
         db_->Prepare("UPDATE devices SET archived_through = ? WHERE dev_key = ?");
