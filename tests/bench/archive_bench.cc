@@ -230,7 +230,7 @@ void PrintCommits(const char* phase, const std::vector<double>& commit_ms, int d
   std::fflush(stdout);
 }
 
-Status Run(const std::string& path, int devices, uint64_t per_device) {
+Status Run(const std::string& path, int devices, uint64_t per_device, bool fill_only) {
   Result<std::unique_ptr<hub::Store>> store = hub::OpenSqliteStore({.path = path});
   if (!store.ok()) return store.status();
   Appender appender(devices, 2 * per_device);
@@ -241,6 +241,7 @@ Status Run(const std::string& path, int devices, uint64_t per_device) {
   Result<FileFigures> before = Measure(path);
   if (!before.ok()) return before.status();
   PrintFile("filled", *before);
+  if (fill_only) return Status::Ok();
 
   // The archive on a connection and thread of its own, as the hub's worker, while this thread
   // commits as the hub's ingest thread does.
@@ -294,6 +295,7 @@ int main(int argc, char** argv) {
   int devices = 200;
   uint64_t per_device = 4000;
   uint64_t per_block = 1000;
+  bool fill_only = false;
   CLI::App app{
       "archive_bench: the archive of settled events on a store filled as a fleet fills it"};
   auto* db = app.add_option("--db", path, "new database file");
@@ -301,6 +303,9 @@ int main(int argc, char** argv) {
                  "instead: archive this copy of a real hub's database (it is changed)")
       ->excludes(db)
       ->check(CLI::ExistingFile);
+  app.add_flag("--fill-only", fill_only,
+               "fill the store (signed events received in 2026-01) and stop: to watch a hub "
+               "archive it");
   app.add_option("--events-per-block", per_block, "with --existing")
       ->capture_default_str()
       ->check(CLI::Range(1, 1'000'000));
@@ -313,8 +318,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "archive_bench: give --db (a new file) or --existing (a copy)\n");
     return 2;
   }
-  const instrumeter::Status st = existing.empty() ? instrumeter::Run(path, devices, per_device)
-                                                  : instrumeter::RunExisting(existing, per_block);
+  const instrumeter::Status st = existing.empty()
+                                     ? instrumeter::Run(path, devices, per_device, fill_only)
+                                     : instrumeter::RunExisting(existing, per_block);
   if (!st.ok()) {
     std::fprintf(stderr, "archive_bench: %s\n", st.ToString().c_str());
     return 1;
