@@ -2,42 +2,23 @@
 
 #include <zlib.h>
 
-#include <string_view>
+#include <optional>
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <google/protobuf/wire_format_lite.h>
 
 #include "protocol/chain.h"
 
 namespace instrumeter::hub {
-namespace {
 
-void PutVarint(uint64_t v, std::string* out) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
-
-bool GetVarint(std::string_view* in, uint64_t* v) {
-  *v = 0;
-  for (int shift = 0; shift < 64 && !in->empty(); shift += 7) {
-    const auto byte = static_cast<uint8_t>(in->front());
-    in->remove_prefix(1);
-    *v |= static_cast<uint64_t>(byte & 0x7f) << shift;
-    if ((byte & 0x80) == 0) return true;
-  }
-  return false;
-}
-
-uint64_t ZigZag(int64_t v) {
-  return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
-}
-int64_t UnZigZag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1); }
-
-}  // namespace
+using google::protobuf::internal::WireFormatLite;
 
 Result<EventBlock> EncodeEventBlock(const std::vector<EventRow>& rows) {
   if (rows.empty()) return Status::InvalidArgument("event block: no events");
   std::string raw;
+  google::protobuf::io::StringOutputStream stream(&raw);
+  std::optional<google::protobuf::io::CodedOutputStream> out(&stream);
   int64_t previous_received = 0;
   for (size_t i = 0; i < rows.size(); ++i) {
     const EventRow& e = rows[i];
@@ -47,11 +28,12 @@ Result<EventBlock> EncodeEventBlock(const std::vector<EventRow>& rows) {
     if (e.link.size() != protocol::kChainLinkBytes)
       return Status::InvalidArgument("event block: seq " + std::to_string(e.seq) +
                                      " has no chain link");
-    PutVarint(e.body.size(), &raw);
-    raw += e.body;
-    PutVarint(ZigZag(e.received_unix_ms - previous_received), &raw);
+    out->WriteVarint64(e.body.size());
+    out->WriteString(e.body);
+    out->WriteVarint64(WireFormatLite::ZigZagEncode64(e.received_unix_ms - previous_received));
     previous_received = e.received_unix_ms;
   }
+  out.reset();  // flushes into `raw`
   uLongf size = compressBound(raw.size());
   std::string data(size, '\0');
   if (compress2(reinterpret_cast<Bytef*>(data.data()), &size,
@@ -78,18 +60,17 @@ Result<std::vector<EventRow>> DecodeEventBlock(const EventBlock& block) {
                               std::to_string(block.raw_bytes) + " bytes");
   std::vector<EventRow> rows;
   rows.reserve(block.last_seq - block.first_seq + 1);
-  std::string_view in = raw;
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(raw.data()),
+                                            static_cast<int>(raw.size()));
   int64_t received = 0;
   for (uint64_t seq = block.first_seq; seq <= block.last_seq; ++seq) {
     uint64_t length = 0;
     uint64_t delta = 0;
-    if (!GetVarint(&in, &length) || length > in.size())
+    std::string body;
+    if (!in.ReadVarint64(&length) || length > raw.size() ||
+        !in.ReadString(&body, static_cast<int>(length)) || !in.ReadVarint64(&delta))
       return Status::Corruption(where + ": seq " + std::to_string(seq) + " is cut short");
-    std::string body(in.substr(0, length));
-    in.remove_prefix(length);
-    if (!GetVarint(&in, &delta))
-      return Status::Corruption(where + ": seq " + std::to_string(seq) + " is cut short");
-    received += UnZigZag(delta);
+    received += WireFormatLite::ZigZagDecode64(delta);
     v1::Event event;
     if (!event.ParseFromString(body) || event.sequence() != seq)
       return Status::Corruption(where + ": seq " + std::to_string(seq) +
@@ -101,7 +82,7 @@ Result<std::vector<EventRow>> DecodeEventBlock(const EventBlock& block) {
     row.link = rows.empty() ? block.first_link : protocol::ChainNext(rows.back().link, row.body);
     rows.push_back(std::move(row));
   }
-  if (!in.empty())
+  if (in.CurrentPosition() != static_cast<int>(raw.size()))
     return Status::Corruption(where + ": bytes after seq " + std::to_string(block.last_seq));
   return rows;
 }
