@@ -8,7 +8,9 @@
 #   tests/bench/run.sh --quick    scaled down (about 11 minutes); targets are checked the same way
 #   options: --skip-build, --profile (perf record of the hub during the batched ingest, report in
 #            build-bench/hub-profile.txt), --hub-bin F (run hub binary F, another build's,
-#            for a before/after; everything else comes from build-bench),
+#            for a before/after; everything else comes from build-bench), --setup-bin F
+#            (bench_setup of that build, which writes the hub's database, when its schema
+#            version differs from build-bench's),
 #            --only LIST (comma-separated of: ingest,capacity,drain,storage,footprint)
 #   environment: CAPACITY_STEPS, CAPACITY_PERIOD_MS, CAPACITY_DEVICES_PER_CONNECTION,
 #            CAPACITY_RAMP_S, CAPACITY_PIN=1 (capacity: broker and hub on CPU 0, generator on
@@ -22,6 +24,7 @@ QUICK=0
 SKIP_BUILD=0
 PROFILE=0
 HUB_BIN=""
+SETUP_BIN=""
 ONLY="ingest,capacity,drain,storage,footprint"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -30,7 +33,8 @@ while [ $# -gt 0 ]; do
     --profile) PROFILE=1 ;;
     --only) ONLY="$2"; shift ;;
     --hub-bin) HUB_BIN="$2"; shift ;;
-    -h|--help) sed -n 2,16p "$0"; exit 0 ;;
+    --setup-bin) SETUP_BIN="$2"; shift ;;
+    -h|--help) sed -n 2,18p "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -103,7 +107,8 @@ fi
 HUB=${HUB_BIN:-$BUILD/hub/instrumeter-hub}
 [ -x "$HUB" ] || { echo "run.sh: hub binary '$HUB' is not an executable file" >&2; exit 2; }
 LOADGEN="$BUILD/tests/tools/instrumeter-loadgen"
-SETUP="$BUILD/tests/bench/bench_setup"
+SETUP=${SETUP_BIN:-$BUILD/tests/bench/bench_setup}
+[ -x "$SETUP" ] || { echo "run.sh: setup binary '$SETUP' is not an executable file" >&2; exit 2; }
 STORAGE="$BUILD/tests/bench/storage_bench"
 
 RESULTS="$WORK/results.tsv"
@@ -197,6 +202,13 @@ EOF
     sleep 0.1
   done
   sleep 1
+  # A hub that refused to start (say a database of a newer schema) would leave the load
+  # generator waiting for acks until its timeout.
+  if ! kill -0 "$HUB_PID" 2>/dev/null; then
+    echo "run.sh: the hub exited at start; $dir/hub.log:" >&2
+    tail -5 "$dir/hub.log" >&2
+    exit 1
+  fi
 }
 
 stop_pid() {
