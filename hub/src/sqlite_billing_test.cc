@@ -166,7 +166,8 @@ TEST_F(SqliteBillingTest, AVersionOneDatabaseIsMigratedToTheLatest) {
   {
     // Back to what a hub of schema version 1 left: no billing tables (version 2), no signed
     // telemetry (version 3), no share links (version 4), no key version (version 5; its
-    // triggers go with device_keys), no archive (version 6).
+    // triggers go with device_keys), no archive (version 6). Its events are copied into device
+    // order (version 7) on the way.
     Result<std::unique_ptr<SqliteDb>> db = SqliteDb::Open(path_, {});
     ASSERT_TRUE(db.ok());
     Status reverted = (*db)->Exec(
@@ -187,7 +188,7 @@ TEST_F(SqliteBillingTest, AVersionOneDatabaseIsMigratedToTheLatest) {
   }
   Result<std::unique_ptr<Store>> store = OpenSqliteStore({.path = path_});
   ASSERT_TRUE(store.ok()) << store.status().ToString();
-  EXPECT_EQ(SqliteSchemaVersion(), 6);
+  EXPECT_EQ(SqliteSchemaVersion(), 7);
   Result<LedgerHead> head = (*store)->ReadLedgerHead();
   ASSERT_TRUE(head.ok());
   EXPECT_EQ(head->entry_id, 0);

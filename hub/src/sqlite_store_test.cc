@@ -1,11 +1,15 @@
 #include "hub/sqlite_store.h"
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <filesystem>
 #include <limits>
+#include <sstream>
 
 #include "common/sqlite_db.h"
+#include "hub_testing/event_rows.h"
 #include "hub_testing/events.h"
 #include "test_support/process.h"
 
@@ -278,6 +282,72 @@ TEST_F(SqliteStoreTest, SpaceCountsTheDatabaseAndItsLogAndNamesAMissingFile) {
   space = store->Space();
   ASSERT_FALSE(space.ok());
   EXPECT_NE(space.status().ToString().find(path_), std::string::npos) << space.status().ToString();
+}
+
+TEST_F(SqliteStoreTest, AnUpgradeFromSchemaSixKeepsEveryEventAndPutsThemInDeviceOrder) {
+  DeviceBatch marks;  // session marks: billing finds them through an index of their own
+  marks.record.device_id = "ms-2";
+  marks.record.contiguous_seq = 3;
+  for (uint64_t seq : {1, 2, 3})
+    marks.events.push_back(
+        MakeEventRow(testing::Mark(seq, {}), testing::Mark(seq, {}).SerializeAsString(), seq));
+  std::vector<EventRow> nmr;
+  std::vector<EventRow> ms;
+  {
+    std::unique_ptr<Store> store = Open();
+    ASSERT_TRUE(store->CommitBatch({{FirstBatch(), marks}}).ok());
+    nmr = *store->ReadEvents("nmr-1", 0, 100);
+    ms = *store->ReadEvents("ms-2", 0, 100);
+  }
+  {
+    // Back to schema 6's table: rows in arrival order, the pair (dev_key, seq) a separate index.
+    Result<std::unique_ptr<SqliteDb>> db = SqliteDb::Open(path_, {});
+    ASSERT_TRUE(db.ok());
+    Status reverted = (*db)->Exec(
+        "CREATE TABLE events_v6(dev_key INTEGER NOT NULL, seq INTEGER NOT NULL, "
+        "kind INTEGER NOT NULL, state INTEGER, boot_id TEXT NOT NULL, "
+        "monotonic_ms INTEGER NOT NULL, wall_unix_ms INTEGER NOT NULL, powered_ms INTEGER, "
+        "in_use_ms INTEGER, body BLOB NOT NULL, received_unix_ms INTEGER NOT NULL, link BLOB, "
+        "UNIQUE(dev_key, seq)); "
+        "INSERT INTO events_v6 SELECT * FROM events ORDER BY seq DESC, dev_key; "
+        "DROP TABLE events; ALTER TABLE events_v6 RENAME TO events; "
+        "CREATE INDEX events_session_marks ON events(dev_key, wall_unix_ms) WHERE kind = 12; "
+        "PRAGMA user_version = 6");
+    ASSERT_TRUE(reverted.ok()) << reverted.ToString();
+  }
+  // The upgrade says what it does and when it is done: it can take minutes.
+  std::ostringstream log;
+  std::shared_ptr<spdlog::logger> previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+      "upgrade", std::make_shared<spdlog::sinks::ostream_sink_mt>(log)));
+  std::unique_ptr<Store> store = Open();
+  spdlog::set_default_logger(previous);
+  EXPECT_NE(log.str().find("upgrading " + path_ + " from schema version 6 to " +
+                           std::to_string(SqliteSchemaVersion())),
+            std::string::npos)
+      << log.str();
+  EXPECT_NE(log.str().find("upgraded " + path_ + " to schema version"), std::string::npos)
+      << log.str();
+  auto db = SqliteDb::Open(path_, {});
+  ASSERT_TRUE(db.ok());
+  EXPECT_EQ((*db)->QueryInt("PRAGMA user_version")->value_or(0), SqliteSchemaVersion());
+  auto sql = (*db)->Prepare("SELECT sql FROM sqlite_master WHERE name = 'events'");
+  ASSERT_TRUE(*sql->Step());
+  EXPECT_NE(sql->Text(0).find("WITHOUT ROWID"), std::string::npos) << sql->Text(0);
+  EXPECT_EQ((*db)
+                ->QueryInt("SELECT count(*) FROM sqlite_master WHERE name = 'events_session_marks'")
+                ->value_or(0),
+            1);
+  testing::ExpectSameRows(*store->ReadEvents("nmr-1", 0, 100), nmr);
+  testing::ExpectSameRows(*store->ReadEvents("ms-2", 0, 100), ms);
+  Result<std::vector<LoadedDevice>> devices = store->LoadDevices();
+  ASSERT_TRUE(devices.ok());
+  ASSERT_EQ(devices->size(), 2u);
+  for (const LoadedDevice& d : *devices) {
+    const std::vector<SeqRange> want =
+        d.record.device_id == "nmr-1" ? std::vector<SeqRange>{{5, 5}} : std::vector<SeqRange>{};
+    EXPECT_EQ(d.stored_above, want) << d.record.device_id;
+  }
 }
 
 TEST_F(SqliteStoreTest, SchemaIsVersioned) {

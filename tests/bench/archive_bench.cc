@@ -68,7 +68,7 @@ Result<FileFigures> Measure(const std::string& path) {
   return FileFigures{pages->value_or(0) * size->value_or(0), free->value_or(0) * size->value_or(0)};
 }
 
-// Appends the next event of every device in one commit, as a hub commits a fleet's heartbeats.
+// Appends the next event of devices in turn, as a hub commits a fleet's heartbeats.
 class Appender {
  public:
   Appender(int devices, uint64_t events) {
@@ -77,6 +77,7 @@ class Appender {
     bodies_ =
         loadgen::MakeBacklog("archive-bench-boot", static_cast<int>(events),
                              {.wall_start_ms = kReceived, .step_ms = kStepMs}, &powered, &in_use);
+    for (const std::string& body : bodies_) events_.emplace_back().ParseFromString(body);
     loadgen::LoadOptions ids;
     ids.device_prefix = "archive-";
     for (int i = 0; i < devices; ++i) {
@@ -84,19 +85,21 @@ class Appender {
       links_.push_back(protocol::ChainGenesis(records_.back().device_id));
     }
   }
-  uint64_t next_seq() const { return next_seq_; }
-  bool exhausted() const { return next_seq_ > bodies_.size(); }
+  int devices() const { return static_cast<int>(records_.size()); }
+  // Events left for the device that has stored the most (the first: devices take turns from it).
+  uint64_t left() const { return bodies_.size() - records_.front().contiguous_seq; }
 
-  // Returns how long the commit took, in ms.
-  Result<double> AppendOne(hub::Store* store) {
-    const uint64_t seq = next_seq_;
-    if (exhausted()) return Status::FailedPrecondition("no events left");
-    v1::Event event;
-    event.ParseFromString(bodies_[seq - 1]);
+  // Commits the next event of the next `count` devices, in turn; returns how long the commit
+  // took, in ms.
+  Result<double> Append(hub::Store* store, int count) {
+    if (left() == 0) return Status::FailedPrecondition("no events left");
     hub::Batch batch;
-    for (size_t d = 0; d < records_.size(); ++d) {
+    for (int i = 0; i < count; ++i) {
+      const size_t d = static_cast<size_t>(turn_);
+      turn_ = (turn_ + 1) % devices();
       hub::DeviceRecord& r = records_[d];
-      hub::EventRow row = hub::MakeEventRow(event, bodies_[seq - 1],
+      const uint64_t seq = r.contiguous_seq + 1;
+      hub::EventRow row = hub::MakeEventRow(events_[seq - 1], bodies_[seq - 1],
                                             kReceived + static_cast<int64_t>(seq) * kStepMs);
       links_[d] = protocol::ChainNext(links_[d], row.body);
       row.link = links_[d];
@@ -109,25 +112,25 @@ class Appender {
     }
     const auto start = std::chrono::steady_clock::now();
     INSTRUMETER_RETURN_IF_ERROR(store->CommitBatch(batch));
-    ++next_seq_;
     return SecondsSince(start) * 1000;
   }
 
-  // Appends `count` sequences as fast as it can; returns rows/s.
-  Result<double> AppendMany(hub::Store* store, uint64_t count) {
+  // Commits `rounds` times the next event of every device, as fast as it can; returns rows/s.
+  Result<double> AppendRounds(hub::Store* store, uint64_t rounds) {
     const auto start = std::chrono::steady_clock::now();
-    for (uint64_t i = 0; i < count; ++i) {
-      Result<double> ms = AppendOne(store);
+    for (uint64_t i = 0; i < rounds; ++i) {
+      Result<double> ms = Append(store, devices());
       if (!ms.ok()) return ms.status();
     }
-    return static_cast<double>(count * records_.size()) / SecondsSince(start);
+    return static_cast<double>(rounds * records_.size()) / SecondsSince(start);
   }
 
  private:
   std::vector<std::string> bodies_;
+  std::vector<v1::Event> events_;  // bodies_ parsed
   std::vector<hub::DeviceRecord> records_;
   std::vector<std::string> links_;
-  uint64_t next_seq_ = 1;
+  int turn_ = 0;  // the device whose event goes next
 };
 
 struct Quantiles {
@@ -205,15 +208,15 @@ Status RunExisting(const std::string& path, uint64_t per_block) {
   return Status::Ok();
 }
 
-// Commits the next event of every device every kCommitGapMs until `done`, as a hub does
-// beside the archive; returns each commit's time in ms.
+// Commits the next event of `per_commit` devices (taking turns) every kCommitGap until `done`,
+// as a hub does beside the archive; returns each commit's time in ms.
 constexpr auto kCommitGap = std::chrono::milliseconds(100);
 
-Result<std::vector<double>> CommitPaced(hub::Store* store, Appender* appender,
+Result<std::vector<double>> CommitPaced(hub::Store* store, Appender* appender, int per_commit,
                                         const std::function<bool()>& done) {
   std::vector<double> commit_ms;
-  while (!done() && !appender->exhausted()) {
-    Result<double> ms = appender->AppendOne(store);
+  while (!done() && appender->left() > 0) {
+    Result<double> ms = appender->Append(store, per_commit);
     if (!ms.ok()) return ms.status();
     commit_ms.push_back(*ms);
     std::this_thread::sleep_for(kCommitGap);
@@ -230,13 +233,14 @@ void PrintCommits(const char* phase, const std::vector<double>& commit_ms, int d
   std::fflush(stdout);
 }
 
-Status Run(const std::string& path, int devices, uint64_t per_device, bool fill_only) {
+Status Run(const std::string& path, int devices, uint64_t per_device, uint64_t per_block,
+           int per_commit, bool fill_only) {
   Result<std::unique_ptr<hub::Store>> store = hub::OpenSqliteStore({.path = path});
   if (!store.ok()) return store.status();
   Appender appender(devices, 2 * per_device);
   std::fprintf(stderr, "archive_bench: filling %d devices x %llu events\n", devices,
                static_cast<unsigned long long>(per_device));
-  Result<double> fill = appender.AppendMany(store->get(), per_device);
+  Result<double> fill = appender.AppendRounds(store->get(), per_device);
   if (!fill.ok()) return fill.status();
   Result<FileFigures> before = Measure(path);
   if (!before.ok()) return before.status();
@@ -251,30 +255,30 @@ Status Run(const std::string& path, int devices, uint64_t per_device, bool fill_
   std::atomic<bool> archived{false};
   Status archive_status;
   std::thread archiver([&] {
-    archive_status = ArchiveAll(archive_store->get(),
-                                kReceived + static_cast<int64_t>(per_device + 1) * kStepMs, 1000);
+    archive_status =
+        ArchiveAll(archive_store->get(), kReceived + static_cast<int64_t>(per_device + 1) * kStepMs,
+                   per_block);
     archived = true;
   });
   Result<std::vector<double>> beside =
-      CommitPaced(store->get(), &appender, [&] { return archived.load(); });
+      CommitPaced(store->get(), &appender, per_commit, [&] { return archived.load(); });
   archiver.join();
   INSTRUMETER_RETURN_IF_ERROR(archive_status);
   if (!beside.ok()) return beside.status();
-  PrintCommits("commits_beside_archive", *beside, devices);
+  PrintCommits("commits_beside_archive", *beside, per_commit);
   Result<FileFigures> after = Measure(path);
   if (!after.ok()) return after.status();
   PrintFile("archived", *after);
 
   std::fprintf(stderr, "archive_bench: committing alone\n");
   size_t alone_count = 0;
-  Result<std::vector<double>> alone =
-      CommitPaced(store->get(), &appender, [&] { return alone_count++ == beside->size(); });
+  Result<std::vector<double>> alone = CommitPaced(store->get(), &appender, per_commit,
+                                                  [&] { return alone_count++ == beside->size(); });
   if (!alone.ok()) return alone.status();
-  PrintCommits("commits_alone", *alone, devices);
+  PrintCommits("commits_alone", *alone, per_commit);
 
   std::fprintf(stderr, "archive_bench: appending the rest\n");
-  Result<double> again =
-      appender.AppendMany(store->get(), 2 * per_device - appender.next_seq() + 1);
+  Result<double> again = appender.AppendRounds(store->get(), appender.left());
   if (!again.ok()) return again.status();
   Result<FileFigures> refilled = Measure(path);
   if (!refilled.ok()) return refilled.status();
@@ -293,6 +297,7 @@ int main(int argc, char** argv) {
   std::string path;
   std::string existing;
   int devices = 200;
+  int per_commit = 0;
   uint64_t per_device = 4000;
   uint64_t per_block = 1000;
   bool fill_only = false;
@@ -306,21 +311,39 @@ int main(int argc, char** argv) {
   app.add_flag("--fill-only", fill_only,
                "fill the store (signed events received in 2026-01) and stop: to watch a hub "
                "archive it");
-  app.add_option("--events-per-block", per_block, "with --existing")
+  app.add_option("--events-per-block", per_block)
       ->capture_default_str()
       ->check(CLI::Range(1, 1'000'000));
   app.add_option("--devices", devices)->capture_default_str()->check(CLI::Range(1, 1'000'000));
   app.add_option("--events-per-device", per_device)
       ->capture_default_str()
       ->check(CLI::Range(2, 10'000'000));
+  app.add_option("--commit-devices", per_commit,
+                 "devices (taking turns) whose next event goes into each commit made every 100 ms "
+                 "beside the archive; default: all of them (1,000 is a 100,000-device fleet's "
+                 "rate)")
+      ->check(CLI::Range(1, 1'000'000));
   CLI11_PARSE(app, argc, argv);
+  if (per_commit == 0 || per_commit > devices) per_commit = devices;
   if (path.empty() == existing.empty()) {
     std::fprintf(stderr, "archive_bench: give --db (a new file) or --existing (a copy)\n");
     return 2;
   }
-  const instrumeter::Status st = existing.empty()
-                                     ? instrumeter::Run(path, devices, per_device, fill_only)
-                                     : instrumeter::RunExisting(existing, per_block);
+  // A device's newest event is its signed head, which stays a row, and a shorter run than a
+  // block waits for more: below this nothing would be archived.
+  if (!path.empty() && !fill_only && per_device <= per_block) {
+    std::fprintf(stderr,
+                 "archive_bench: --events-per-device (%llu) must be more than --events-per-block "
+                 "(%llu): the newest event stays a row, and a shorter run waits for a whole "
+                 "block\n",
+                 static_cast<unsigned long long>(per_device),
+                 static_cast<unsigned long long>(per_block));
+    return 2;
+  }
+  const instrumeter::Status st =
+      existing.empty()
+          ? instrumeter::Run(path, devices, per_device, per_block, per_commit, fill_only)
+          : instrumeter::RunExisting(existing, per_block);
   if (!st.ok()) {
     std::fprintf(stderr, "archive_bench: %s\n", st.ToString().c_str());
     return 1;

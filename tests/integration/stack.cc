@@ -158,19 +158,21 @@ Result<Stack::HubView> Stack::ReadHub(const std::string& id) const {
   const int64_t key = dev->Int(0);
   view.contiguous_seq = dev->Int(1);
 
-  auto ev = (*db)->Prepare("SELECT seq FROM events WHERE dev_key = ? ORDER BY rowid");
+  auto ev =
+      (*db)->Prepare("SELECT seq, received_unix_ms FROM events WHERE dev_key = ? ORDER BY seq");
   if (!ev.ok()) return ev.status();
   ev->Bind(1, key);
   std::vector<int64_t> seqs;
+  int64_t last_received = 0;
   while (true) {
     auto row = ev->Step();
     if (!row.ok()) return row.status();
     if (!*row) break;
     seqs.push_back(ev->Int(0));
+    view.stored_in_sequence_order &= ev->Int(1) >= last_received;
+    last_received = ev->Int(1);
   }
   view.events = static_cast<int64_t>(seqs.size());
-  for (size_t i = 1; i < seqs.size(); ++i) view.stored_in_sequence_order &= seqs[i] > seqs[i - 1];
-  std::sort(seqs.begin(), seqs.end());
   view.distinct_seq = static_cast<int64_t>(std::unique(seqs.begin(), seqs.end()) - seqs.begin());
   view.max_seq = seqs.empty() ? 0 : seqs.back();
 

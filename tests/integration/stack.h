@@ -61,7 +61,7 @@ class Stack {
     int64_t in_use_ms = 0;
     std::vector<int64_t> gap_ms;           // one per gap interval, in order
     int counter_mismatches = 0;            // intervals flagged counter_mismatch
-    bool stored_in_sequence_order = true;  // rowid order equals sequence order
+    bool stored_in_sequence_order = true;  // no event received before a lower sequence
   };
 
   struct AgentRecord {
