@@ -134,6 +134,14 @@ struct MqttLink::Impl {
   std::optional<std::chrono::steady_clock::time_point> connect_deadline;
 
   mutable std::mutex mu;
+  // Paho C hands a connect's callback context around its two threads and was seen answering
+  // through a Paho C++ token that the next connect() had already freed (a use-after-free under
+  // ASan, when the tiny test hub reconnected at once after its broker was killed). The tokens of
+  // the last few operations are held here, so a late answer reaches a live token and is dropped
+  // as stale. A late answer comes from a Paho thread already inside the callback; every further
+  // attempt needs an answer of its own first, so a handful is plenty.
+  static constexpr size_t kKeptTokens = 8;
+  std::deque<mqtt::token_ptr> kept_tokens;
   std::deque<Event> queue;
   std::string last_tls_error;  // OpenSSL's reason for the failing connect, reported with it
   size_t queued_messages = 0;
@@ -147,6 +155,12 @@ struct MqttLink::Impl {
     }
     const uint64_t one = 1;
     (void)!::write(event_fd, &one, sizeof one);
+  }
+
+  void Keep(mqtt::token_ptr token) {
+    std::lock_guard lock(mu);
+    kept_tokens.push_back(std::move(token));
+    if (kept_tokens.size() > kKeptTokens) kept_tokens.pop_front();
   }
 
   void Ready() {
@@ -184,7 +198,7 @@ struct MqttLink::Impl {
     auto topics = mqtt::string_collection::create(options.subscriptions);
     mqtt::iasync_client::qos_collection qos(options.subscriptions.size(), kQos);
     try {
-      client->subscribe(topics, qos, context, subscribe_listener);
+      Keep(client->subscribe(topics, qos, context, subscribe_listener));
     } catch (const mqtt::exception& e) {
       Push({Event::Kind::kConnectFailed, std::string("subscribe failed: ") + e.what()});
     }
@@ -268,7 +282,8 @@ Status MqttLink::Connect() {
   }
   const uintptr_t attempt = ++impl_->attempt;
   try {
-    impl_->client->connect(opts, reinterpret_cast<void*>(attempt), impl_->connect_listener);
+    impl_->Keep(
+        impl_->client->connect(opts, reinterpret_cast<void*>(attempt), impl_->connect_listener));
   } catch (const mqtt::exception& e) {
     return Status::Unavailable("connect to " + impl_->options.broker_url + ": " + e.what());
   }
