@@ -218,21 +218,41 @@ TEST_F(ArchiveTest, RewritingTheLinkOfAnArchivedEventFailsTheWholeBatch) {
   ExpectSameRows(Read(store.get(), "nmr-1", 10, 10), {device.events[9]});
 }
 
-TEST_F(ArchiveTest, MaxEventsSplitsADeviceIntoTransactions) {
+TEST_F(ArchiveTest, MaxEventsSplitsADeviceIntoTransactionsAndMoreSaysWhetherWorkIsLeft) {
   std::unique_ptr<Store> store = Open();
-  ASSERT_TRUE(store->CommitBatch({{SignedDevice("nmr-1", 1000, 1000, kWall)}}).ok());
+  // Heartbeats received every 10 s from kWall; each device signed through its last event.
+  ASSERT_TRUE(
+      store
+          ->CommitBatch(
+              {{SignedDevice("nmr-1", 1000, 1000, kWall), SignedDevice("nmr-2", 801, 801, kWall),
+                SignedDevice("nmr-3", 1000, 1000, kWall), SignedDevice("nmr-4", 450, 450, kWall)}})
+          .ok());
   const std::vector<EventRow> before = Read(store.get(), "nmr-1", 1, 1000);
-  ArchiveOptions options = Before(kWall + 100 * kHourMs, 100);
-  options.max_events = 400;
-  std::vector<uint64_t> events;
-  for (int call = 0; call < 5; ++call) {
-    Result<ArchiveProgress> moved = store->ArchiveEvents("nmr-1", options);
-    ASSERT_TRUE(moved.ok());
-    events.push_back(moved->events);
-    if (!moved->more) break;
-  }
-  EXPECT_EQ(events, (std::vector<uint64_t>{400, 400, 100})) << "901-999 wait to fill a block";
+  // The calls a pass makes: until one says there is no more.
+  auto calls = [&](const std::string& device, int64_t received_before) {
+    ArchiveOptions options = Before(received_before, 100);
+    options.max_events = 400;
+    std::vector<std::pair<uint64_t, bool>> out;
+    for (int call = 0; call < 5; ++call) {
+      Result<ArchiveProgress> moved = store->ArchiveEvents(device, options);
+      EXPECT_TRUE(moved.ok()) << moved.status().ToString();
+      if (!moved.ok()) break;
+      out.emplace_back(moved->events, moved->more);
+      if (!moved->more) break;
+    }
+    return out;
+  };
+  using Calls = std::vector<std::pair<uint64_t, bool>>;
+  const int64_t later = kWall + 100 * kHourMs;
+  EXPECT_EQ(calls("nmr-1", later), (Calls{{400, true}, {400, true}, {100, false}}))
+      << "901-999 wait to fill a block";
   ExpectSameRows(Read(store.get(), "nmr-1", 1, 1000), before);
+  EXPECT_EQ(calls("nmr-2", later), (Calls{{400, true}, {400, false}}))
+      << "the second call took all there was below the signed head: no third, empty one";
+  EXPECT_EQ(calls("nmr-3", kWall + 400 * 10'000 + 5'000), (Calls{{400, false}}))
+      << "event 401 is too young: another call would find nothing";
+  EXPECT_EQ(calls("nmr-4", later), (Calls{{400, false}}))
+      << "401-449 are old, but not a block: another call would write nothing";
 }
 
 // The archive's transactions are its only safety: kill a real archiving process again and again,

@@ -14,6 +14,11 @@ constexpr auto kPause = std::chrono::milliseconds(5);
 
 }  // namespace
 
+Result<std::unique_ptr<Store>> OpenArchiveStore(SqliteStoreOptions options) {
+  options.sync_each_commit = false;
+  return OpenSqliteStore(options);
+}
+
 Result<ArchivePass> ArchiveOnce(Store* store, const ArchiveOptions& options,
                                 const std::function<bool()>& stop) {
   Result<std::vector<std::string>> candidates = store->ListArchiveCandidates(options);
@@ -60,7 +65,7 @@ Result<std::unique_ptr<ArchiveWorker>> ArchiveWorker::Start(const SqliteStoreOpt
                                                             const ArchiveWorkerOptions& options,
                                                             const Clock* clock,
                                                             HubMetrics* metrics) {
-  Result<std::unique_ptr<Store>> store = OpenSqliteStore(store_options);
+  Result<std::unique_ptr<Store>> store = OpenArchiveStore(store_options);
   if (!store.ok()) return store.status().WithContext("archive worker");
   return std::unique_ptr<ArchiveWorker>(
       new ArchiveWorker(std::move(*store), options, clock, metrics));

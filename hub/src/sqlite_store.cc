@@ -909,7 +909,8 @@ class SqliteStore : public Store {
 
     // Below the signed head only: no stored link there is ever rewritten (CommitBatch), and the
     // head itself stays a row for the billing's span of newly signed events (sqlite_billing.cc).
-    // At least a block: fewer would never make one.
+    // At least a block: fewer would never make one. One row more tells whether a next
+    // transaction could find work (below, `more`).
     const uint64_t limit = std::max(options.max_events, options.max_events_per_block);
     Result<SqliteStatement> read = db_->Prepare(
         std::string("SELECT ") + kEventColumns +
@@ -918,7 +919,7 @@ class SqliteStore : public Store {
     read->Bind(1, dev_key)
         .Bind(2, I64(archived_through))
         .Bind(3, I64(signed_through))
-        .Bind(4, I64(limit));
+        .Bind(4, I64(limit + 1));
     std::vector<EventRow> rows;
     while (true) {
       Result<bool> row = read->Step();
@@ -927,7 +928,10 @@ class SqliteStore : public Store {
       rows.push_back(ReadEventRow(*read, 0));
       if (rows.back().received_unix_ms >= options.received_before_unix_ms) break;  // too young
     }
-    progress.more = rows.size() == limit;
+    if (rows.size() > limit) {
+      progress.more = rows.back().received_unix_ms < options.received_before_unix_ms;
+      rows.pop_back();
+    }
 
     uint64_t considered = archived_through;
     std::vector<EventRow> run;
@@ -964,6 +968,11 @@ class SqliteStore : public Store {
     // a block per pass would be a block per few minutes of heartbeats, and compress worse.
     // (A whole one was written in the loop.)
     if (!run.empty()) considered = run.front().seq - 1;
+    // Another transaction makes a block only from a block's worth below the signed head. Without
+    // this, most devices of a pass cost a second write transaction that wrote nothing, and the
+    // pause after it (archive_worker.cc).
+    progress.more =
+        progress.more && signed_through - 1 - considered >= options.max_events_per_block;
     if (considered == archived_through) return progress;
     Result<SqliteStatement> update =
         db_->Prepare("UPDATE devices SET archived_through = ? WHERE dev_key = ?");
@@ -1292,6 +1301,7 @@ int SqliteSchemaVersion() { return static_cast<int>(kMigrations.size()); }
 Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteStoreOptions& options) {
   SqliteDb::Options db_options;
   db_options.busy_timeout_ms = options.busy_timeout_ms;
+  if (!options.sync_each_commit) db_options.synchronous = "NORMAL";
   Result<std::unique_ptr<SqliteDb>> db = SqliteDb::Open(options.path, db_options);
   if (!db.ok()) return db.status();
   auto store = std::make_unique<SqliteStore>(std::move(*db));

@@ -198,7 +198,7 @@ Status RunExisting(const std::string& path, uint64_t per_block) {
   Result<FileFigures> before = Measure(path);
   if (!before.ok()) return before.status();
   PrintFile("existing", *before);
-  Result<std::unique_ptr<hub::Store>> store = hub::OpenSqliteStore({.path = path});
+  Result<std::unique_ptr<hub::Store>> store = hub::OpenArchiveStore({.path = path});
   if (!store.ok()) return store.status();
   INSTRUMETER_RETURN_IF_ERROR(
       ArchiveAll(store->get(), std::numeric_limits<int64_t>::max(), per_block));
@@ -250,7 +250,7 @@ Status Run(const std::string& path, int devices, uint64_t per_device, uint64_t p
   // The archive on a connection and thread of its own, as the hub's worker, while this thread
   // commits as the hub's ingest thread does.
   std::fprintf(stderr, "archive_bench: archiving, committing beside it\n");
-  Result<std::unique_ptr<hub::Store>> archive_store = hub::OpenSqliteStore({.path = path});
+  Result<std::unique_ptr<hub::Store>> archive_store = hub::OpenArchiveStore({.path = path});
   if (!archive_store.ok()) return archive_store.status();
   std::atomic<bool> archived{false};
   Status archive_status;

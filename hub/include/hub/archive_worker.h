@@ -34,6 +34,14 @@ struct ArchivePass {
   double longest_transaction_ms = 0;
 };
 
+// The archive's own connection to the store. Its commits do not wait for the disk
+// (synchronous=NORMAL): the ingest commit waiting for the write lock no longer waits for the
+// archive's fsync as well. Safe, because a write-ahead log stays consistent either way: a power
+// cut may undo the archive's last transactions, which leaves their events as rows, as before
+// them; and the next ingest commit's fsync of the log makes every archive commit before it
+// durable too.
+Result<std::unique_ptr<Store>> OpenArchiveStore(SqliteStoreOptions options);
+
 // Archives every candidate device once, up to its first event that cannot go yet. A device whose
 // transaction fails is counted and skipped; the others go on. Stops early, with what it did,
 // when `stop` returns true between transactions. An error only when the candidates cannot be

@@ -15,6 +15,9 @@ struct SqliteStoreOptions {
   std::string path;
   // How long a writer waits for another process (the hub, a CLI command) to release the lock.
   int busy_timeout_ms = 5000;
+  // Each commit waits until the disk has it (synchronous=FULL), as an ack promises. Only the
+  // archive's connection does without (OpenArchiveStore).
+  bool sync_each_commit = true;
 };
 
 // Opens (creating if needed) and migrates the database. FailedPrecondition when the file was

@@ -226,7 +226,7 @@ struct ArchiveProgress {
   uint64_t blocks = 0;       // written
   uint64_t block_bytes = 0;  // compressed bytes written
   uint64_t body_bytes = 0;   // the exact bytes of the events moved
-  bool more = false;         // the call stopped at max_events: call again
+  bool more = false;         // stopped at max_events with older events still to go: call again
 };
 
 // One ingest batch: committed as one transaction or not at all.
