@@ -224,6 +224,11 @@ Result<SqliteTransaction> SqliteTransaction::Begin(SqliteDb* db) {
   return SqliteTransaction(db);
 }
 
+Result<SqliteTransaction> SqliteTransaction::BeginRead(SqliteDb* db) {
+  INSTRUMETER_RETURN_IF_ERROR(db->Exec("BEGIN"));
+  return SqliteTransaction(db);
+}
+
 SqliteTransaction::~SqliteTransaction() {
   if (db_ != nullptr) (void)db_->Exec("ROLLBACK");
 }

@@ -5,8 +5,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <functional>
 #include <random>
 #include <set>
+#include <thread>
 
 #include "common/sqlite_db.h"
 #include "hub/archive_worker.h"
@@ -33,6 +36,10 @@ using testing::Mark;
 
 constexpr int64_t kHourMs = 3'600'000;
 constexpr int64_t kAfter = 48 * kHourMs;
+constexpr std::chrono::milliseconds kAtOnce{0};  // a pass not spread over time
+// A pass's pauses: not taken (the tests need no time between transactions), or asked to stop.
+const PeriodicThread::Pause kGoOn = [](std::chrono::milliseconds) { return true; };
+const PeriodicThread::Pause kStop = [](std::chrono::milliseconds) { return false; };
 
 // Events 1..n of `device`, a heartbeat every 10 s (a session mark at each of `marks`), chained
 // from the device's genesis and received as they happened from `received`. The device row says
@@ -74,6 +81,21 @@ class ArchiveTest : public ::testing::Test {
     Result<std::optional<int64_t>> v = (*db)->QueryInt(sql);
     EXPECT_TRUE(v.ok()) << v.status().ToString();
     return v.ok() ? v->value_or(-1) : -1;
+  }
+  // Waits, 20 s at most, until `done`: a worker's pass runs on its own thread.
+  static bool WaitUntil(const std::function<bool()>& done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!done() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    return done();
+  }
+  // nmr-1 and nmr-2: 1,200 events each, all signed, received at kWall: a block each to archive.
+  void CommitTwoDevices() {
+    std::unique_ptr<Store> store = Open();
+    ASSERT_TRUE(store
+                    ->CommitBatch({{SignedDevice("nmr-1", 1200, 1200, kWall),
+                                    SignedDevice("nmr-2", 1200, 1200, kWall)}})
+                    .ok());
   }
   std::vector<EventRow> Read(Store* store, const std::string& device, uint64_t from, uint64_t to) {
     Result<std::vector<EventRow>> rows = store->ReadEvents(device, from, to);
@@ -318,7 +340,7 @@ TEST_F(ArchiveTest, ArchivingKilledAtRandomMomentsLosesAndChangesNothing) {
   // Whatever the kills left, a last pass finishes the work.
   std::unique_ptr<Store> store = Open();
   Result<ArchivePass> pass =
-      ArchiveOnce(store.get(), Before(kWall + 100 * kHourMs, 350), [] { return false; });
+      ArchiveOnce(store.get(), Before(kWall + 100 * kHourMs, 350), kAtOnce, kGoOn);
   ASSERT_TRUE(pass.ok());
   EXPECT_EQ(pass->failed_devices, 0u);
   // 1-350, 351-499, 501-850, .. 1351-1699, 1701-2050, .. 2751-2999 (249 events) waits: it ends
@@ -328,11 +350,8 @@ TEST_F(ArchiveTest, ArchivingKilledAtRandomMomentsLosesAndChangesNothing) {
 }
 
 TEST_F(ArchiveTest, ADeviceThatCannotBeArchivedIsCountedAndTheOthersGoOn) {
+  ASSERT_NO_FATAL_FAILURE(CommitTwoDevices());
   std::unique_ptr<Store> store = Open();
-  ASSERT_TRUE(store
-                  ->CommitBatch({{SignedDevice("nmr-1", 1200, 1200, kWall),
-                                  SignedDevice("nmr-2", 1200, 1200, kWall)}})
-                  .ok());
   // An event of nmr-1 below its signed head goes missing (a damaged file): its step must fail
   // rather than archive around the hole, and leave its rows as they were.
   {
@@ -344,7 +363,7 @@ TEST_F(ArchiveTest, ADeviceThatCannotBeArchivedIsCountedAndTheOthersGoOn) {
                     .ok());
   }
   Result<ArchivePass> pass =
-      ArchiveOnce(store.get(), Before(kWall + 100 * kHourMs), [] { return false; });
+      ArchiveOnce(store.get(), Before(kWall + 100 * kHourMs), kAtOnce, kGoOn);
   ASSERT_TRUE(pass.ok());
   EXPECT_EQ(pass->failed_devices, 1u);
   EXPECT_EQ(pass->first_error.code(), Status::Code::kCorruption);
@@ -354,35 +373,72 @@ TEST_F(ArchiveTest, ADeviceThatCannotBeArchivedIsCountedAndTheOthersGoOn) {
   EXPECT_EQ(Query("SELECT count(*) FROM events"), 1199 + 200);
 }
 
-TEST_F(ArchiveTest, TheWorkerArchivesInTheBackgroundAndStopsWhenAsked) {
+TEST_F(ArchiveTest, APassSpreadsItsDevicesEvenlyOverTheTimeItIsGiven) {
+  std::unique_ptr<Store> store = Open();
+  std::vector<DeviceBatch> devices;
+  for (int d = 1; d <= 4; ++d)
+    devices.push_back(SignedDevice("nmr-" + std::to_string(d), 1200, 1200, kWall));
+  ASSERT_TRUE(store->CommitBatch({devices}).ok());
+  // The pauses asked for, none taken: no time passes but the transactions' own.
+  std::vector<std::chrono::milliseconds> pauses;
+  constexpr std::chrono::milliseconds kSpread{40'000};
+  Result<ArchivePass> pass = ArchiveOnce(store.get(), Before(kWall + 100 * kHourMs), kSpread,
+                                         [&](std::chrono::milliseconds d) {
+                                           pauses.push_back(d);
+                                           return true;
+                                         });
+  ASSERT_TRUE(pass.ok());
+  EXPECT_EQ(pass->moved.events, 4000u);
+  EXPECT_EQ(pass->transactions, 4u);
+  // Before each device, the wait for its quarter of the 40 s; after each transaction, 5 ms for
+  // the ingest thread.
+  ASSERT_EQ(pauses.size(), 8u);
+  for (size_t d = 0; d < 4; ++d) {
+    const auto due = kSpread * static_cast<int64_t>(d) / 4;
+    EXPECT_LE(pauses[2 * d], due) << "device " << d;
+    EXPECT_GE(pauses[2 * d], due - std::chrono::seconds(5)) << "device " << d;
+    EXPECT_EQ(pauses[2 * d + 1], std::chrono::milliseconds(5));
+  }
+}
+
+TEST_F(ArchiveTest, TheWorkerArchivesInTheBackground) {
+  ASSERT_NO_FATAL_FAILURE(CommitTwoDevices());
   {
-    std::unique_ptr<Store> store = Open();
-    ASSERT_TRUE(store
-                    ->CommitBatch({{SignedDevice("nmr-1", 1200, 1200, kWall),
-                                    SignedDevice("nmr-2", 1200, 1200, kWall)}})
-                    .ok());
     // A pass told to stop at once does nothing.
-    Result<ArchivePass> pass =
-        ArchiveOnce(store.get(), Before(kWall + kAfter * 2), [] { return true; });
+    std::unique_ptr<Store> store = Open();
+    Result<ArchivePass> pass = ArchiveOnce(store.get(), Before(kWall + kAfter * 2), kAtOnce, kStop);
     ASSERT_TRUE(pass.ok());
     EXPECT_EQ(pass->moved.events, 0u);
   }
   FakeClock clock(testing::kMono, kWall + kAfter + 10 * kHourMs);
   HubMetrics metrics;
+  // Spread over a second: nmr-2 half a second after nmr-1.
   Result<std::unique_ptr<ArchiveWorker>> worker = ArchiveWorker::Start(
-      {.path = path_}, {.after_ms = kAfter, .interval_ms = 60'000}, &clock, &metrics);
+      {.path = path_}, {.after_ms = kAfter, .interval_ms = 2'000}, &clock, &metrics);
   ASSERT_TRUE(worker.ok()) << worker.status().ToString();
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (Query("SELECT count(*) FROM events") != 400 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  EXPECT_EQ(Query("SELECT count(*) FROM events"), 400) << "1001-1200 of each wait";
+  EXPECT_TRUE(WaitUntil([&] { return Query("SELECT count(*) FROM events") == 400; }))
+      << "1001-1200 of each wait";
   EXPECT_EQ(Query("SELECT count(*) FROM event_blocks"), 2);
   // Counted once the pass ends (GET /metrics: instrumeter_hub_events_archived_total).
-  while (metrics.events_archived != 2000 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  EXPECT_EQ(metrics.events_archived, 2000u);
+  EXPECT_TRUE(WaitUntil([&] { return metrics.events_archived == 2000; }));
   EXPECT_EQ(metrics.archive_failures, 0u);
-  worker->reset();  // joins, although its next pass is a minute away
+}
+
+TEST_F(ArchiveTest, TheWorkerStoppedWhileItsPassWaitsStopsAtOnceAndCountsWhatItDid) {
+  ASSERT_NO_FATAL_FAILURE(CommitTwoDevices());
+  FakeClock clock(testing::kMono, kWall + kAfter + 10 * kHourMs);
+  HubMetrics metrics;
+  // The default interval: nmr-2 is due 2.5 minutes into the pass.
+  Result<std::unique_ptr<ArchiveWorker>> worker =
+      ArchiveWorker::Start({.path = path_}, {.after_ms = kAfter}, &clock, &metrics);
+  ASSERT_TRUE(worker.ok()) << worker.status().ToString();
+  ASSERT_TRUE(WaitUntil([&] { return Query("SELECT count(*) FROM event_blocks") == 1; }));
+  const auto stopping = std::chrono::steady_clock::now();
+  worker->reset();
+  EXPECT_LT(std::chrono::steady_clock::now() - stopping, std::chrono::seconds(10))
+      << "the pause before nmr-2 ends when the hub stops";
+  EXPECT_EQ(metrics.events_archived, 1000u) << "nmr-1's block, counted as the pass ends";
+  EXPECT_EQ(Query("SELECT count(*) FROM events"), 200 + 1200) << "nmr-2 untouched";
 }
 
 // Through the real ingest path: an enrolled agent's signed events, archived, still answer every
@@ -425,7 +481,7 @@ TEST_F(ArchiveTest, ArchivedEventsStillDecideDuplicatesAndProveTheChain) {
 
   clock.Advance(kAfter + kHourMs);
   Result<ArchivePass> pass =
-      ArchiveOnce(store.get(), Before(clock.WallUnixMs() - kAfter, 4), [] { return false; });
+      ArchiveOnce(store.get(), Before(clock.WallUnixMs() - kAfter, 4), kAtOnce, kGoOn);
   ASSERT_TRUE(pass.ok());
   EXPECT_EQ(pass->failed_devices, 0u) << pass->first_error.ToString();
   EXPECT_EQ(pass->moved.events, 7u) << "1-3 (the session mark 4 cuts it) and 5-8; 9-11 wait";

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <thread>
 
 namespace instrumeter::hub {
 namespace {
@@ -20,35 +19,41 @@ Result<std::unique_ptr<Store>> OpenArchiveStore(SqliteStoreOptions options) {
 }
 
 Result<ArchivePass> ArchiveOnce(Store* store, const ArchiveOptions& options,
-                                const std::function<bool()>& stop) {
+                                std::chrono::milliseconds spread,
+                                const PeriodicThread::Pause& pause) {
+  using Steady = std::chrono::steady_clock;
   Result<std::vector<std::string>> candidates = store->ListArchiveCandidates(options);
   if (!candidates.ok()) return candidates.status().WithContext("archive");
   ArchivePass pass;
-  for (const std::string& device_id : *candidates) {
+  const Steady::time_point begun = Steady::now();
+  bool stopped = false;
+  const auto devices = static_cast<int64_t>(candidates->size());
+  for (int64_t i = 0; i < devices && !stopped; ++i) {
+    const Steady::time_point due = begun + spread * i / devices;
+    const auto ahead = std::chrono::duration_cast<std::chrono::milliseconds>(due - Steady::now());
+    if (!pause(std::max(ahead, std::chrono::milliseconds(0)))) break;
     bool archived = false;
-    while (!stop()) {
-      const auto begun = std::chrono::steady_clock::now();
-      Result<ArchiveProgress> step = store->ArchiveEvents(device_id, options);
-      ++pass.transactions;
-      pass.longest_transaction_ms = std::max(
-          pass.longest_transaction_ms,
-          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - begun)
-              .count());
+    for (bool more = true; more;) {
+      Result<ArchiveProgress> step =
+          store->ArchiveEvents((*candidates)[static_cast<size_t>(i)], options);
       if (!step.ok()) {
         if (pass.failed_devices++ == 0) pass.first_error = step.status();
         break;
       }
+      if (step->write_ms > 0) ++pass.transactions;
+      pass.transactions_ms += step->write_ms;
+      pass.longest_transaction_ms = std::max(pass.longest_transaction_ms, step->write_ms);
       archived = archived || step->events > 0;
       pass.moved.events += step->events;
       pass.moved.blocks += step->blocks;
       pass.moved.block_bytes += step->block_bytes;
       pass.moved.body_bytes += step->body_bytes;
       if (step->events == 0) break;
-      std::this_thread::sleep_for(kPause);
-      if (!step->more) break;
+      more = step->more;
+      stopped = !pause(kPause);
+      if (stopped) break;
     }
     if (archived) ++pass.devices;
-    if (stop()) break;
   }
   return pass;
 }
@@ -59,7 +64,7 @@ ArchiveWorker::ArchiveWorker(std::unique_ptr<Store> store, const ArchiveWorkerOp
       options_(options),
       clock_(clock),
       metrics_(metrics),
-      thread_(options.interval_ms, [this](const auto& stopping) { RunPass(stopping); }) {}
+      thread_(options.interval_ms, [this](const auto& pause) { RunPass(pause); }) {}
 
 Result<std::unique_ptr<ArchiveWorker>> ArchiveWorker::Start(const SqliteStoreOptions& store_options,
                                                             const ArchiveWorkerOptions& options,
@@ -71,11 +76,11 @@ Result<std::unique_ptr<ArchiveWorker>> ArchiveWorker::Start(const SqliteStoreOpt
       new ArchiveWorker(std::move(*store), options, clock, metrics));
 }
 
-void ArchiveWorker::RunPass(const std::function<bool()>& stopping) {
+void ArchiveWorker::RunPass(const PeriodicThread::Pause& pause) {
   const auto started = std::chrono::steady_clock::now();
-  Result<ArchivePass> pass =
-      ArchiveOnce(store_.get(),
-                  {.received_before_unix_ms = clock_->WallUnixMs() - options_.after_ms}, stopping);
+  Result<ArchivePass> pass = ArchiveOnce(
+      store_.get(), {.received_before_unix_ms = clock_->WallUnixMs() - options_.after_ms},
+      std::chrono::milliseconds(options_.interval_ms / 2), pause);
   const auto took_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                            std::chrono::steady_clock::now() - started)
                            .count();
@@ -93,10 +98,11 @@ void ArchiveWorker::RunPass(const std::function<bool()>& stopping) {
                   pass->failed_devices, options_.interval_ms, pass->first_error.ToString());
   if (pass->moved.events > 0)
     spdlog::info(
-        "archive: {} events of {} devices into {} blocks in {} ms (longest transaction {:.0f} "
-        "ms): {} bytes of events now take {}",
-        pass->moved.events, pass->devices, pass->moved.blocks, took_ms,
-        pass->longest_transaction_ms, pass->moved.body_bytes, pass->moved.block_bytes);
+        "archive: {} events of {} devices into {} blocks in {} ms, spread over {} ms ({} "
+        "transactions took {:.0f} ms, the longest {:.0f} ms): {} bytes of events now take {}",
+        pass->moved.events, pass->devices, pass->moved.blocks, took_ms, options_.interval_ms / 2,
+        pass->transactions, pass->transactions_ms, pass->longest_transaction_ms,
+        pass->moved.body_bytes, pass->moved.block_bytes);
 }
 
 }  // namespace instrumeter::hub

@@ -141,7 +141,9 @@ const Schema& StoreSchema() {
       {.name = "archive_interval_ms",
        .type = Type::kInteger,
        .default_value = int64_t{600'000},
-       .description = "How often the archive looks for events to move.",
+       .description = "How often the archive looks for events to move. A pass spreads its "
+                      "devices over half of this, so that it takes a share of a core, not all of "
+                      "one at once.",
        .min = 1000,
        .max = 86'400'000},
   };

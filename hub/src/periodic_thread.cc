@@ -16,17 +16,17 @@ PeriodicThread::~PeriodicThread() {
   if (thread_.joinable()) thread_.join();
 }
 
-bool PeriodicThread::Stopping() {
-  std::lock_guard<std::mutex> lock(mu_);
-  return stop_;
+bool PeriodicThread::Wait(std::chrono::milliseconds d) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return !wake_.wait_for(lock, d, [this] { return stop_; });
 }
 
 void PeriodicThread::Loop() {
-  const std::function<bool()> stopping = [this] { return Stopping(); };
+  const Pause pause = [this](std::chrono::milliseconds d) { return Wait(d); };
   std::unique_lock<std::mutex> lock(mu_);
   while (!stop_) {
     lock.unlock();
-    pass_(stopping);
+    pass_(pause);
     lock.lock();
     wake_.wait_for(lock, std::chrono::milliseconds(interval_ms_), [this] { return stop_; });
   }

@@ -6,6 +6,7 @@
 #include <array>
 #include <chrono>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <utility>
 
@@ -892,94 +893,34 @@ class SqliteStore : public Store {
   Result<ArchiveProgress> ArchiveEvents(const std::string& device_id,
                                         const ArchiveOptions& options) override {
     const std::string where = "archive: device '" + device_id + "'";
+    // The blocks are built and checked from a snapshot, without the write lock, so that an
+    // ingest commit waits only for their writes, not for compressing them.
+    Result<ArchivePlan> plan = PlanArchive(device_id, options);
+    if (!plan.ok()) return plan.status().WithContext(where);
+    if (plan->through == plan->archived_through) return plan->progress;
+    const auto locked = std::chrono::steady_clock::now();
     Result<SqliteTransaction> tx = SqliteTransaction::Begin(db_.get());
     if (!tx.ok()) return tx.status().WithContext(where);
-    Result<SqliteStatement> device = db_->Prepare(
-        "SELECT dev_key, archived_through, signed_through FROM devices WHERE device_id = ?");
-    if (!device.ok()) return device.status();
-    device->Bind(1, device_id);
-    Result<bool> found = device->Step();
-    if (!found.ok()) return found.status().WithContext(where);
-    if (!*found) return Status::NotFound(where + ": no such device");
-    const int64_t dev_key = device->Int(0);
-    const auto archived_through = static_cast<uint64_t>(device->Int(1));
-    const auto signed_through = static_cast<uint64_t>(device->Int(2));
-    ArchiveProgress progress;
-    if (signed_through <= archived_through + 1) return progress;
-
-    // Below the signed head only: no stored link there is ever rewritten (CommitBatch), and the
-    // head itself stays a row for the billing's span of newly signed events (sqlite_billing.cc).
-    // At least a block: fewer would never make one. One row more tells whether a next
-    // transaction could find work (below, `more`).
-    const uint64_t limit = std::max(options.max_events, options.max_events_per_block);
-    Result<SqliteStatement> read = db_->Prepare(
-        std::string("SELECT ") + kEventColumns +
-        " FROM events e WHERE e.dev_key = ? AND e.seq > ? AND e.seq < ? ORDER BY e.seq LIMIT ?");
-    if (!read.ok()) return read.status();
-    read->Bind(1, dev_key)
-        .Bind(2, I64(archived_through))
-        .Bind(3, I64(signed_through))
-        .Bind(4, I64(limit + 1));
-    std::vector<EventRow> rows;
-    while (true) {
-      Result<bool> row = read->Step();
-      if (!row.ok()) return row.status().WithContext(where);
-      if (!*row) break;
-      rows.push_back(ReadEventRow(*read, 0));
-      if (rows.back().received_unix_ms >= options.received_before_unix_ms) break;  // too young
-    }
-    if (rows.size() > limit) {
-      progress.more = rows.back().received_unix_ms < options.received_before_unix_ms;
-      rows.pop_back();
-    }
-
-    uint64_t considered = archived_through;
-    std::vector<EventRow> run;
-    auto write_run = [&]() -> Status {
-      if (run.empty()) return Status::Ok();
-      Status st = WriteBlock(dev_key, run, &progress);
-      run.clear();
-      return st;
-    };
-    for (EventRow& e : rows) {
-      if (e.seq != considered + 1)
-        return Status::Corruption("database " + db_->path() + ": " + where + ": seq " +
-                                  std::to_string(considered + 1) +
-                                  " is missing below the signed head");
-      if (e.received_unix_ms >= options.received_before_unix_ms ||
-          e.link.size() != protocol::kChainLinkBytes) {
-        progress.more = false;
-        break;
-      }
-      considered = e.seq;
-      // A session mark stays a row; so would a row whose columns disagree with its bytes.
-      if (e.kind == v1::Event::kSessionMark || !ColumnsMatchBytes(e)) {
-        INSTRUMETER_RETURN_IF_ERROR(write_run().WithContext(where));
-        continue;
-      }
-      // An operator's chain reset restarts the links: a block holds one unbroken stretch.
-      if (!run.empty() && protocol::ChainNext(run.back().link, e.body) != e.link)
-        INSTRUMETER_RETURN_IF_ERROR(write_run().WithContext(where));
-      run.push_back(std::move(e));
-      if (run.size() == options.max_events_per_block)
-        INSTRUMETER_RETURN_IF_ERROR(write_run().WithContext(where));
-    }
-    // A run cut short only because nothing further can go yet waits to become a whole block:
-    // a block per pass would be a block per few minutes of heartbeats, and compress worse.
-    // (A whole one was written in the loop.)
-    if (!run.empty()) considered = run.front().seq - 1;
-    // Another transaction makes a block only from a block's worth below the signed head. Without
-    // this, most devices of a pass cost a second write transaction that wrote nothing, and the
-    // pause after it (archive_worker.cc).
-    progress.more =
-        progress.more && signed_through - 1 - considered >= options.max_events_per_block;
-    if (considered == archived_through) return progress;
+    // Only another archiver of the same file could have moved these since the snapshot; each
+    // block's rows are compared again below, before they are deleted.
+    Result<ArchiveDevice> device = ReadArchiveDevice(device_id);
+    if (!device.ok()) return device.status().WithContext(where);
+    if (device->archived_through != plan->archived_through ||
+        device->signed_through < plan->signed_through)
+      return Status::FailedPrecondition(where + ": archived or re-signed by someone else while " +
+                                        "its blocks were built; tried again at the next pass");
+    for (const PlannedBlock& block : plan->blocks)
+      INSTRUMETER_RETURN_IF_ERROR(
+          StoreBlock(device->dev_key, block, &plan->progress).WithContext(where));
     Result<SqliteStatement> update =
         db_->Prepare("UPDATE devices SET archived_through = ? WHERE dev_key = ?");
     if (!update.ok()) return update.status();
-    INSTRUMETER_RETURN_IF_ERROR(update->Bind(1, I64(considered)).Bind(2, dev_key).Run());
+    INSTRUMETER_RETURN_IF_ERROR(update->Bind(1, I64(plan->through)).Bind(2, device->dev_key).Run());
     INSTRUMETER_RETURN_IF_ERROR(tx->Commit().WithContext(where));
-    return progress;
+    plan->progress.write_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - locked)
+            .count();
+    return plan->progress;
   }
 
  private:
@@ -1159,7 +1100,136 @@ class SqliteStore : public Store {
 
   // Replaces `run` (consecutive rows of one device) by one block, after checking that the block
   // gives exactly these rows back.
-  Status WriteBlock(int64_t dev_key, const std::vector<EventRow>& run, ArchiveProgress* progress) {
+  struct ArchiveDevice {
+    int64_t dev_key = 0;
+    uint64_t archived_through = 0;
+    uint64_t signed_through = 0;
+  };
+
+  Result<ArchiveDevice> ReadArchiveDevice(const std::string& device_id) {
+    Result<SqliteStatement> s = db_->Prepare(
+        "SELECT dev_key, archived_through, signed_through FROM devices WHERE device_id = ?");
+    if (!s.ok()) return s.status();
+    s->Bind(1, device_id);
+    Result<bool> found = s->Step();
+    if (!found.ok()) return found.status();
+    if (!*found) return Status::NotFound("no such device");
+    return ArchiveDevice{.dev_key = s->Int(0),
+                         .archived_through = static_cast<uint64_t>(s->Int(1)),
+                         .signed_through = static_cast<uint64_t>(s->Int(2))};
+  }
+
+  // Rows `from`..`to` of a device, in sequence order, at most `limit`.
+  Result<std::vector<EventRow>> ReadArchiveRows(int64_t dev_key, uint64_t from, uint64_t to,
+                                                uint64_t limit, int64_t stop_at_received) {
+    Result<SqliteStatement> read = db_->Prepare(
+        std::string("SELECT ") + kEventColumns +
+        " FROM events e WHERE e.dev_key = ? AND e.seq BETWEEN ? AND ? ORDER BY e.seq LIMIT ?");
+    if (!read.ok()) return read.status();
+    read->Bind(1, dev_key).Bind(2, I64(from)).Bind(3, I64(to)).Bind(4, I64(limit));
+    std::vector<EventRow> rows;
+    while (true) {
+      Result<bool> row = read->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      rows.push_back(ReadEventRow(*read, 0));
+      if (rows.back().received_unix_ms >= stop_at_received) break;
+    }
+    return rows;
+  }
+
+  // A block, checked to give its rows back, and the rows it replaces.
+  struct PlannedBlock {
+    EventBlock block;
+    std::vector<EventRow> rows;
+  };
+
+  // What one ArchiveEvents step will write, read from one snapshot.
+  struct ArchivePlan {
+    uint64_t archived_through = 0;
+    uint64_t signed_through = 0;
+    uint64_t through = 0;  // archived_through once the blocks are written
+    std::vector<PlannedBlock> blocks;
+    ArchiveProgress progress;  // `more` decided; the counts filled in as the blocks are stored
+  };
+
+  Result<ArchivePlan> PlanArchive(const std::string& device_id, const ArchiveOptions& options) {
+    // Below the signed head only: no stored link there is ever rewritten (CommitBatch), and the
+    // head itself stays a row for the billing's span of newly signed events (sqlite_billing.cc).
+    // At least a block: fewer would never make one. One row more tells whether a next
+    // transaction could find work (below, `more`).
+    const uint64_t limit = std::max(options.max_events, options.max_events_per_block);
+    ArchivePlan plan;
+    std::vector<EventRow> rows;
+    {
+      Result<SqliteTransaction> snapshot = SqliteTransaction::BeginRead(db_.get());
+      if (!snapshot.ok()) return snapshot.status();
+      Result<ArchiveDevice> device = ReadArchiveDevice(device_id);
+      if (!device.ok()) return device.status();
+      plan = {.archived_through = device->archived_through,
+              .signed_through = device->signed_through,
+              .through = device->archived_through};
+      if (plan.signed_through <= plan.archived_through + 1) return plan;
+      Result<std::vector<EventRow>> read =
+          ReadArchiveRows(device->dev_key, plan.archived_through + 1, plan.signed_through - 1,
+                          limit + 1, options.received_before_unix_ms);
+      if (!read.ok()) return read.status();
+      rows = std::move(*read);
+    }
+    bool more = false;
+    if (rows.size() > limit) {
+      more = rows.back().received_unix_ms < options.received_before_unix_ms;
+      rows.pop_back();
+    }
+
+    uint64_t considered = plan.archived_through;
+    std::vector<EventRow> run;
+    auto plan_run = [&]() -> Status {
+      if (run.empty()) return Status::Ok();
+      Result<EventBlock> block = BuildBlock(run);
+      if (!block.ok()) return block.status();
+      plan.blocks.push_back({std::move(*block), std::move(run)});
+      run.clear();
+      return Status::Ok();
+    };
+    for (EventRow& e : rows) {
+      if (e.seq != considered + 1)
+        return Status::Corruption("seq " + std::to_string(considered + 1) +
+                                  " is missing below the signed head (database " + db_->path() +
+                                  ")");
+      if (e.received_unix_ms >= options.received_before_unix_ms ||
+          e.link.size() != protocol::kChainLinkBytes) {
+        more = false;
+        break;
+      }
+      considered = e.seq;
+      // A session mark stays a row; so would a row whose columns disagree with its bytes.
+      if (e.kind == v1::Event::kSessionMark || !ColumnsMatchBytes(e)) {
+        INSTRUMETER_RETURN_IF_ERROR(plan_run());
+        continue;
+      }
+      // An operator's chain reset restarts the links: a block holds one unbroken stretch.
+      if (!run.empty() && protocol::ChainNext(run.back().link, e.body) != e.link)
+        INSTRUMETER_RETURN_IF_ERROR(plan_run());
+      run.push_back(std::move(e));
+      if (run.size() == options.max_events_per_block) INSTRUMETER_RETURN_IF_ERROR(plan_run());
+    }
+    // A run cut short only because nothing further can go yet waits to become a whole block:
+    // a block per pass would be a block per few minutes of heartbeats, and compress worse.
+    // (A whole one was planned in the loop.)
+    if (!run.empty()) considered = run.front().seq - 1;
+    // Another transaction makes a block only from a block's worth below the signed head. Without
+    // this, most devices of a pass cost a second write transaction that wrote nothing, and the
+    // pause after it (archive_worker.cc).
+    plan.progress.more =
+        more && plan.signed_through - 1 - considered >= options.max_events_per_block;
+    plan.through = considered;
+    return plan;
+  }
+
+  // A block of `run`, decoded again and compared with it: one that would not give its rows back
+  // is never written.
+  static Result<EventBlock> BuildBlock(const std::vector<EventRow>& run) {
     const std::string what =
         "block of seq " + std::to_string(run.front().seq) + ".." + std::to_string(run.back().seq);
     Result<EventBlock> block = EncodeEventBlock(run);
@@ -1168,28 +1238,44 @@ class SqliteStore : public Store {
     if (!back.ok()) return back.status().WithContext(what);
     if (back->size() != run.size() || !std::equal(run.begin(), run.end(), back->begin(), SameRow))
       return Status::Internal(what + ": does not give its rows back");
+    return block;
+  }
+
+  // Under the write lock: writes the block and deletes its rows, once the rows stored are still
+  // exactly those it was built from.
+  Status StoreBlock(int64_t dev_key, const PlannedBlock& planned, ArchiveProgress* progress) {
+    const EventBlock& block = planned.block;
+    const std::string what =
+        "block of seq " + std::to_string(block.first_seq) + ".." + std::to_string(block.last_seq);
+    Result<std::vector<EventRow>> stored =
+        ReadArchiveRows(dev_key, block.first_seq, block.last_seq, planned.rows.size() + 1,
+                        std::numeric_limits<int64_t>::max());
+    if (!stored.ok()) return stored.status().WithContext(what);
+    if (stored->size() != planned.rows.size() ||
+        !std::equal(stored->begin(), stored->end(), planned.rows.begin(), SameRow))
+      return Status::FailedPrecondition(what + ": its rows changed while it was built");
     insert_block_->Reset();
     INSTRUMETER_RETURN_IF_ERROR(insert_block_->Bind(1, dev_key)
-                                    .Bind(2, I64(block->first_seq))
-                                    .Bind(3, I64(block->last_seq))
-                                    .BindBlob(4, block->first_link)
-                                    .Bind(5, I64(block->raw_bytes))
-                                    .BindBlob(6, block->data)
+                                    .Bind(2, I64(block.first_seq))
+                                    .Bind(3, I64(block.last_seq))
+                                    .BindBlob(4, block.first_link)
+                                    .Bind(5, I64(block.raw_bytes))
+                                    .BindBlob(6, block.data)
                                     .Run()
                                     .WithContext(what));
     delete_rows_->Reset();
     INSTRUMETER_RETURN_IF_ERROR(delete_rows_->Bind(1, dev_key)
-                                    .Bind(2, I64(block->first_seq))
-                                    .Bind(3, I64(block->last_seq))
+                                    .Bind(2, I64(block.first_seq))
+                                    .Bind(3, I64(block.last_seq))
                                     .Run()
                                     .WithContext(what));
-    if (static_cast<size_t>(db_->Changes()) != run.size())
+    if (static_cast<size_t>(db_->Changes()) != planned.rows.size())
       return Status::Internal(what + ": deleted " + std::to_string(db_->Changes()) + " rows, not " +
-                              std::to_string(run.size()));
-    progress->events += run.size();
+                              std::to_string(planned.rows.size()));
+    progress->events += planned.rows.size();
     progress->blocks += 1;
-    progress->block_bytes += block->data.size();
-    for (const EventRow& e : run) progress->body_bytes += e.body.size();
+    progress->block_bytes += block.data.size();
+    for (const EventRow& e : planned.rows) progress->body_bytes += e.body.size();
     return Status::Ok();
   }
 

@@ -155,13 +155,17 @@ void PrintFile(const char* phase, const FileFigures& f) {
 }
 
 // Archives everything archivable with blocks of `per_block` events, as the hub's worker does
-// (ArchiveOnce), and prints the figures.
-Status ArchiveAll(hub::Store* store, int64_t received_before, uint64_t per_block) {
+// (ArchiveOnce), its devices spread over `spread`, and prints the figures.
+Status ArchiveAll(hub::Store* store, int64_t received_before, uint64_t per_block,
+                  std::chrono::milliseconds spread) {
   const uint64_t written_before = WriteBytes();
   const auto start = std::chrono::steady_clock::now();
   Result<hub::ArchivePass> pass = hub::ArchiveOnce(
       store, {.received_before_unix_ms = received_before, .max_events_per_block = per_block},
-      [] { return false; });
+      spread, [](std::chrono::milliseconds d) {
+        std::this_thread::sleep_for(d);
+        return true;
+      });
   if (!pass.ok()) return pass.status();
   if (pass->failed_devices > 0) return pass->first_error;
   const double seconds = SecondsSince(start);
@@ -172,7 +176,7 @@ Status ArchiveAll(hub::Store* store, int64_t received_before, uint64_t per_block
       "{\"phase\": \"archive\", \"events\": %llu, \"blocks\": %llu, \"seconds\": %.2f, "
       "\"events_per_s\": %.0f, \"body_bytes\": %llu, \"block_bytes\": %llu, "
       "\"block_bytes_per_event\": %.1f, \"write_bytes\": %llu, \"write_bytes_per_event\": %.0f, "
-      "\"transactions\": %llu, \"longest_transaction_ms\": %.1f}\n",
+      "\"transactions\": %llu, \"transactions_s\": %.2f, \"longest_transaction_ms\": %.1f}\n",
       static_cast<unsigned long long>(moved.events), static_cast<unsigned long long>(moved.blocks),
       seconds, static_cast<double>(moved.events) / seconds,
       static_cast<unsigned long long>(moved.body_bytes),
@@ -180,7 +184,8 @@ Status ArchiveAll(hub::Store* store, int64_t received_before, uint64_t per_block
       static_cast<double>(moved.block_bytes) / static_cast<double>(moved.events),
       static_cast<unsigned long long>(written),
       static_cast<double>(written) / static_cast<double>(moved.events),
-      static_cast<unsigned long long>(pass->transactions), pass->longest_transaction_ms);
+      static_cast<unsigned long long>(pass->transactions), pass->transactions_ms / 1000,
+      pass->longest_transaction_ms);
   std::fflush(stdout);
   return Status::Ok();
 }
@@ -200,8 +205,8 @@ Status RunExisting(const std::string& path, uint64_t per_block) {
   PrintFile("existing", *before);
   Result<std::unique_ptr<hub::Store>> store = hub::OpenArchiveStore({.path = path});
   if (!store.ok()) return store.status();
-  INSTRUMETER_RETURN_IF_ERROR(
-      ArchiveAll(store->get(), std::numeric_limits<int64_t>::max(), per_block));
+  INSTRUMETER_RETURN_IF_ERROR(ArchiveAll(store->get(), std::numeric_limits<int64_t>::max(),
+                                         per_block, std::chrono::milliseconds(0)));
   Result<FileFigures> after = Measure(path);
   if (!after.ok()) return after.status();
   PrintFile("archived", *after);
@@ -234,7 +239,7 @@ void PrintCommits(const char* phase, const std::vector<double>& commit_ms, int d
 }
 
 Status Run(const std::string& path, int devices, uint64_t per_device, uint64_t per_block,
-           int per_commit, bool fill_only) {
+           int per_commit, std::chrono::milliseconds spread, bool fill_only) {
   Result<std::unique_ptr<hub::Store>> store = hub::OpenSqliteStore({.path = path});
   if (!store.ok()) return store.status();
   Appender appender(devices, 2 * per_device);
@@ -257,7 +262,7 @@ Status Run(const std::string& path, int devices, uint64_t per_device, uint64_t p
   std::thread archiver([&] {
     archive_status =
         ArchiveAll(archive_store->get(), kReceived + static_cast<int64_t>(per_device + 1) * kStepMs,
-                   per_block);
+                   per_block, spread);
     archived = true;
   });
   Result<std::vector<double>> beside =
@@ -301,6 +306,7 @@ int main(int argc, char** argv) {
   uint64_t per_device = 4000;
   uint64_t per_block = 1000;
   bool fill_only = false;
+  double spread_s = 0;
   CLI::App app{
       "archive_bench: the archive of settled events on a store filled as a fleet fills it"};
   auto* db = app.add_option("--db", path, "new database file");
@@ -323,6 +329,10 @@ int main(int argc, char** argv) {
                  "beside the archive; default: all of them (1,000 is a 100,000-device fleet's "
                  "rate)")
       ->check(CLI::Range(1, 1'000'000));
+  app.add_option("--spread-s", spread_s,
+                 "spread the pass's devices over this many seconds, as the hub spreads a pass "
+                 "over half its interval; default: at once")
+      ->check(CLI::Range(0.0, 86'400.0));
   CLI11_PARSE(app, argc, argv);
   if (per_commit == 0 || per_commit > devices) per_commit = devices;
   if (path.empty() == existing.empty()) {
@@ -342,7 +352,9 @@ int main(int argc, char** argv) {
   }
   const instrumeter::Status st =
       existing.empty()
-          ? instrumeter::Run(path, devices, per_device, per_block, per_commit, fill_only)
+          ? instrumeter::Run(path, devices, per_device, per_block, per_commit,
+                             std::chrono::milliseconds(static_cast<int64_t>(spread_s * 1000)),
+                             fill_only)
           : instrumeter::RunExisting(existing, per_block);
   if (!st.ok()) {
     std::fprintf(stderr, "archive_bench: %s\n", st.ToString().c_str());

@@ -108,6 +108,9 @@ class SqliteDb {
 class SqliteTransaction {
  public:
   static Result<SqliteTransaction> Begin(SqliteDb* db);
+  // BEGIN (deferred): the reads that follow see one snapshot, and no write lock is taken until
+  // something is written.
+  static Result<SqliteTransaction> BeginRead(SqliteDb* db);
   SqliteTransaction(SqliteTransaction&& other) noexcept : db_(other.db_) { other.db_ = nullptr; }
   SqliteTransaction& operator=(SqliteTransaction&&) = delete;
   ~SqliteTransaction();

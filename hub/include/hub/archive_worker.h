@@ -2,11 +2,13 @@
 // the store that, every interval, moves each device's signed events older than `after_ms` from
 // one row each into compressed blocks (Store::ArchiveEvents). One transaction holds at most
 // ArchiveOptions::max_events of one device, and the thread pauses between transactions, so
-// ingest commits, which wait for the same write lock, are never held up for long.
+// ingest commits, which wait for the same write lock, are never held up for long. A pass spreads
+// its devices over half the interval, so that it takes a share of a core, not a whole one for a
+// burst, from the hub's ingest and the broker beside it.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
-#include <functional>
 #include <memory>
 
 #include "common/clock.h"
@@ -20,7 +22,7 @@ namespace instrumeter::hub {
 
 struct ArchiveWorkerOptions {
   int64_t after_ms = 48 * 3'600'000;  // events received longer ago than this are archived
-  int64_t interval_ms = 600'000;      // between passes
+  int64_t interval_ms = 600'000;      // between passes; a pass is spread over half of it
 };
 
 // What one pass did.
@@ -29,8 +31,10 @@ struct ArchivePass {
   ArchiveProgress moved;
   uint64_t failed_devices = 0;  // whose transaction failed (rolled back: nothing lost)
   Status first_error;
-  // How long the transactions held the write lock that ingest commits wait for.
+  // How long the transactions held the write lock that ingest commits wait for: all of them,
+  // and the longest.
   uint64_t transactions = 0;
+  double transactions_ms = 0;
   double longest_transaction_ms = 0;
 };
 
@@ -43,11 +47,14 @@ struct ArchivePass {
 Result<std::unique_ptr<Store>> OpenArchiveStore(SqliteStoreOptions options);
 
 // Archives every candidate device once, up to its first event that cannot go yet. A device whose
-// transaction fails is counted and skipped; the others go on. Stops early, with what it did,
-// when `stop` returns true between transactions. An error only when the candidates cannot be
-// listed.
+// transaction fails is counted and skipped; the others go on. Between transactions it calls
+// `pause`, so that ingest commits get the write lock; and a device's first transaction waits
+// until its even share of `spread` has passed since the pass began (behind that, it only pauses
+// as before). Stops early, with what it did, when `pause` returns false. An error only when the
+// candidates cannot be listed.
 Result<ArchivePass> ArchiveOnce(Store* store, const ArchiveOptions& options,
-                                const std::function<bool()>& stop);
+                                std::chrono::milliseconds spread,
+                                const PeriodicThread::Pause& pause);
 
 class ArchiveWorker {
  public:
@@ -61,7 +68,7 @@ class ArchiveWorker {
  private:
   ArchiveWorker(std::unique_ptr<Store> store, const ArchiveWorkerOptions& options,
                 const Clock* clock, HubMetrics* metrics);
-  void RunPass(const std::function<bool()>& stopping);
+  void RunPass(const PeriodicThread::Pause& pause);
 
   std::unique_ptr<Store> store_;
   ArchiveWorkerOptions options_;

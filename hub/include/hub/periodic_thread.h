@@ -3,6 +3,7 @@
 // is destroyed.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -13,8 +14,10 @@ namespace instrumeter::hub {
 
 class PeriodicThread {
  public:
-  // `stopping` turns true once the thread is asked to stop, for a pass long enough to end early.
-  using Pass = std::function<void(const std::function<bool()>& stopping)>;
+  // `pause(d)` waits `d` (zero: not at all), less once the thread is asked to stop, and returns
+  // false from then on: a pass long enough to end early asks it between steps.
+  using Pause = std::function<bool(std::chrono::milliseconds)>;
+  using Pass = std::function<void(const Pause& pause)>;
 
   // Starts the thread: everything `pass` uses must be alive already.
   PeriodicThread(int64_t interval_ms, Pass pass);
@@ -27,7 +30,7 @@ class PeriodicThread {
 
  private:
   void Loop();
-  bool Stopping();
+  bool Wait(std::chrono::milliseconds d);
 
   const int64_t interval_ms_;
   const Pass pass_;

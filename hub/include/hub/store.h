@@ -215,8 +215,8 @@ struct StoreSpace {
 // ReadEvents reads both, so no caller sees the difference.
 struct ArchiveOptions {
   int64_t received_before_unix_ms = 0;  // only events received before this are archived
-  // Per call: one transaction, which holds the write lock that ingest commits wait for
-  // (about 50 ms for 1,000 events here; docs/performance.md, "The archive").
+  // Per call: one write transaction, which holds the write lock that ingest commits wait for
+  // (docs/performance.md, "The archive").
   uint64_t max_events = 1'000;
   uint64_t max_events_per_block = 1'000;
 };
@@ -227,6 +227,7 @@ struct ArchiveProgress {
   uint64_t block_bytes = 0;  // compressed bytes written
   uint64_t body_bytes = 0;   // the exact bytes of the events moved
   bool more = false;         // stopped at max_events with older events still to go: call again
+  double write_ms = 0;       // how long the write transaction held the write lock
 };
 
 // One ingest batch: committed as one transaction or not at all.
@@ -362,11 +363,13 @@ class Store {
   // received before the time in `options`, by id. Read-only: a pass asks every device, and
   // holds the write lock only for those with work.
   virtual Result<std::vector<std::string>> ListArchiveCandidates(const ArchiveOptions& options) = 0;
-  // Archives the device's events in sequence order, in one transaction, up to the first that is
-  // too young, has no chain link yet or is at or above its signed head. Session marks stay rows
-  // (billing looks them up by wall time), and cut the blocks, as a chain reset does; a run that
-  // only the limits above end waits until it fills a whole block. Every block is decoded and
-  // compared with the rows it replaces before they are deleted. NotFound for an unknown device.
+  // Archives the device's events in sequence order, up to the first that is too young, has no
+  // chain link yet or is at or above its signed head. Session marks stay rows (billing looks them
+  // up by wall time), and cut the blocks, as a chain reset does; a run that only the limits above
+  // end waits until it fills a whole block. The blocks are built from a snapshot, without the
+  // write lock, and each is decoded and compared with its rows; then one write transaction
+  // compares the rows still stored with those, writes the blocks and deletes the rows.
+  // NotFound for an unknown device.
   virtual Result<ArchiveProgress> ArchiveEvents(const std::string& device_id,
                                                 const ArchiveOptions& options) = 0;
 };
