@@ -14,7 +14,10 @@
 #            --only LIST (comma-separated of: ingest,capacity,drain,storage,footprint)
 #   environment: CAPACITY_STEPS, CAPACITY_PERIOD_MS, CAPACITY_DEVICES_PER_CONNECTION,
 #            CAPACITY_RAMP_S, CAPACITY_PIN=1 (capacity: broker and hub on CPU 0, generator on
-#            CPU 1),
+#            CPU 1), CAPACITY_ARCHIVE=1 (capacity: each step's store also holds the settled
+#            events a fleet of that size gives the archive every 10 minutes, so that the hub's
+#            first archive pass runs beside the fleet; CAPACITY_ARCHIVE_CACHE=DIR keeps the
+#            filled store there for the next run: filling it takes 5 minutes at 100,000),
 #            DRAIN_WINDOW (drain), KEEP_WORK=1 (keep every report, log and hub's /metrics)
 set -euo pipefail
 
@@ -71,6 +74,10 @@ CAPACITY_DEVICES_PER_CONNECTION=${CAPACITY_DEVICES_PER_CONNECTION:-1000}
 # CAPACITY_PIN=1 gives the generator a CPU of its own and the broker and hub the other, so that
 # a step shows what they carry on one core without the generator in their way.
 CAPACITY_PIN=${CAPACITY_PIN:-0}
+# CAPACITY_ARCHIVE=1: in steady state the archive moves, every 10 minutes, the 60 heartbeats each
+# device sent 48 hours earlier: 6 blocks of 1,000 events per 100 devices. Each step's store gets
+# that many devices' blocks (1,001 old events each, the newest stays a row) before the hub starts.
+CAPACITY_ARCHIVE=${CAPACITY_ARCHIVE:-0}
 GEN_CPU=()
 if [ "$CAPACITY_PIN" = 1 ]; then
   [ "$(nproc)" -ge 2 ] ||
@@ -102,7 +109,7 @@ if [ "$SKIP_BUILD" = 0 ]; then
   cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >"$WORK/cmake.log" 2>&1 ||
     { cat "$WORK/cmake.log"; exit 1; }
   cmake --build "$BUILD" --target instrumeter-hub instrumeter-loadgen bench_setup storage_bench \
-    -j2 >"$WORK/build.log" 2>&1 || { tail -50 "$WORK/build.log"; exit 1; }
+    archive_bench -j2 >"$WORK/build.log" 2>&1 || { tail -50 "$WORK/build.log"; exit 1; }
 fi
 HUB=${HUB_BIN:-$BUILD/hub/instrumeter-hub}
 [ -x "$HUB" ] || { echo "run.sh: hub binary '$HUB' is not an executable file" >&2; exit 2; }
@@ -110,6 +117,7 @@ LOADGEN="$BUILD/tests/tools/instrumeter-loadgen"
 SETUP=${SETUP_BIN:-$BUILD/tests/bench/bench_setup}
 [ -x "$SETUP" ] || { echo "run.sh: setup binary '$SETUP' is not an executable file" >&2; exit 2; }
 STORAGE="$BUILD/tests/bench/storage_bench"
+ARCHIVE_BENCH="$BUILD/tests/bench/archive_bench"
 
 RESULTS="$WORK/results.tsv"
 FAILED=0
@@ -175,13 +183,26 @@ EOF
   BROKER_URL="tcp://127.0.0.1:$port"
 }
 
-# start_hub NAME DEVICES PREFIX: a fresh hub database with DEVICES enrolled loadgen devices, and
-# a hub on BROKER_URL; sets HUB_PID and HUB_HTTP (its /metrics, scraped by stop_hub).
+# start_hub NAME DEVICES PREFIX [ARCHIVE_DEVICES]: a fresh hub database with DEVICES enrolled
+# loadgen devices (and, given ARCHIVE_DEVICES, that many other devices' settled events, a block
+# each for the archive), and a hub on BROKER_URL; sets HUB_PID and HUB_HTTP (its /metrics,
+# scraped by stop_hub).
 start_hub() {
   local dir="$WORK/$1" i
   mkdir -p "$dir"
   HUB_HTTP="127.0.0.1:$(free_port)"
   HUB_DIR="$dir"
+  if [ "${4:-0}" -gt 0 ]; then
+    local filled="$dir/hub.db"
+    if [ -n "${CAPACITY_ARCHIVE_CACHE:-}" ]; then filled="$CAPACITY_ARCHIVE_CACHE/archive-fill-$4.db"; fi
+    if [ ! -f "$filled" ]; then
+      echo "  filling a store with $4 devices x 1,001 settled events for the archive"
+      "$ARCHIVE_BENCH" --db "$filled.tmp" --fill-only --devices "$4" --events-per-device 1001 \
+        --events-per-block 1000 >"$dir/archive-fill.json" 2>/dev/null
+      mv "$filled.tmp" "$filled"
+    fi
+    if [ "$filled" != "$dir/hub.db" ]; then cp "$filled" "$dir/hub.db"; fi
+  fi
   "$SETUP" --db "$dir/hub.db" --devices "$2" --device-prefix "$3"
   cat >"$dir/hub.toml" <<EOF
 log_level = "warn"
@@ -294,7 +315,12 @@ if wants capacity; then
   for devices in $CAPACITY_STEPS; do
     n=$((devices / COMPRESSION))
     start_broker "capacity-$devices-broker"
-    start_hub "capacity-$devices" "$n" "cap-"
+    archive_devices=0
+    if [ "$CAPACITY_ARCHIVE" = 1 ]; then archive_devices=$((devices * 6 / 100)); fi
+    start_hub "capacity-$devices" "$n" "cap-" "$archive_devices"
+    hub_started=$(date +%s)
+    archived_at=""
+    next_poll=$hub_started
     if [ "$CAPACITY_PIN" = 1 ]; then
       taskset -a -p -c 0 "$BROKER_PID" >/dev/null && taskset -a -p -c 0 "$HUB_PID" >/dev/null
     fi
@@ -317,6 +343,15 @@ if wants capacity; then
         gen_from=$(cpu_ticks "$gen_pid"); t_from=$(date +%s.%N)
       fi
       gen_ticks=$(cpu_ticks "$gen_pid" 2>/dev/null || echo "${gen_ticks:-0}")
+      # The hub counts a pass's events when the pass ends: that moment, every 2 s.
+      if [ "$archive_devices" -gt 0 ] && [ -z "$archived_at" ] && [ "$(date +%s)" -ge "$next_poll" ]
+      then
+        next_poll=$(($(date +%s) + 2))
+        if curl -sf "http://$HUB_HTTP/metrics" |
+          grep -Eq '^instrumeter_hub_events_archived_total [1-9]'; then
+          archived_at=$(($(date +%s) - hub_started))
+        fi
+      fi
       sleep 0.2
     done
     wait "$gen_pid" || true
@@ -342,6 +377,14 @@ instrumeter_hub_inbound_wait_seconds) / $(hist_p99 "$HUB_DIR/metrics.txt" \
 instrumeter_hub_ack_latency_seconds) / $(hist_p99 "$HUB_DIR/metrics.txt" \
 instrumeter_hub_commit_latency_seconds)" "" -
     record "  cores used after the ramp: hub/broker/generator" "$used" "" -
+    if [ "$archive_devices" -gt 0 ]; then
+      # The pass began as the hub started, and spreads over half the archive's interval; the
+      # figures count from the end of the ramp.
+      record "  archive: blocks written of $archive_devices; pass ended, s after hub start" \
+        "$(/usr/bin/python3 -c "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute(
+'SELECT count(*) FROM event_blocks').fetchone()[0])" "$HUB_DIR/hub.db"); \
+${archived_at:-"later"}" "ramp ends at ${CAPACITY_RAMP_S}" -
+    fi
     # Past the first p99 miss the steps go on while no backlog grows: the throughput limit.
     if [ "$kept_up" = 1 ] && [ "$p99_missed" = 0 ] && [ "$(calc "int($p99 < 200)")" = 1 ]; then
       best=$devices
