@@ -1098,8 +1098,7 @@ class SqliteStore : public Store {
     return s.Run();
   }
 
-  // Replaces `run` (consecutive rows of one device) by one block, after checking that the block
-  // gives exactly these rows back.
+  // What an archive step reads of a device's row.
   struct ArchiveDevice {
     int64_t dev_key = 0;
     uint64_t archived_through = 0;

@@ -106,7 +106,9 @@ trap 'exit 130' INT TERM
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 if [ "$SKIP_BUILD" = 0 ]; then
-  cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >"$WORK/cmake.log" 2>&1 ||
+  # The bench programs are test targets; agent_footprint.sh configures the same tree without.
+  cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DINSTRUMETER_BUILD_TESTS=ON \
+    >"$WORK/cmake.log" 2>&1 ||
     { cat "$WORK/cmake.log"; exit 1; }
   cmake --build "$BUILD" --target instrumeter-hub instrumeter-loadgen bench_setup storage_bench \
     archive_bench -j2 >"$WORK/build.log" 2>&1 || { tail -50 "$WORK/build.log"; exit 1; }
