@@ -78,9 +78,10 @@ Result<std::unique_ptr<ArchiveWorker>> ArchiveWorker::Start(const SqliteStoreOpt
 
 void ArchiveWorker::RunPass(const PeriodicThread::Pause& pause) {
   const auto started = std::chrono::steady_clock::now();
+  const std::chrono::milliseconds spread(options_.interval_ms / 2);
   Result<ArchivePass> pass = ArchiveOnce(
-      store_.get(), {.received_before_unix_ms = clock_->WallUnixMs() - options_.after_ms},
-      std::chrono::milliseconds(options_.interval_ms / 2), pause);
+      store_.get(), {.received_before_unix_ms = clock_->WallUnixMs() - options_.after_ms}, spread,
+      pause);
   const auto took_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                            std::chrono::steady_clock::now() - started)
                            .count();
@@ -100,7 +101,7 @@ void ArchiveWorker::RunPass(const PeriodicThread::Pause& pause) {
     spdlog::info(
         "archive: {} events of {} devices into {} blocks in {} ms, spread over {} ms ({} "
         "transactions took {:.0f} ms, the longest {:.0f} ms): {} bytes of events now take {}",
-        pass->moved.events, pass->devices, pass->moved.blocks, took_ms, options_.interval_ms / 2,
+        pass->moved.events, pass->devices, pass->moved.blocks, took_ms, spread.count(),
         pass->transactions, pass->transactions_ms, pass->longest_transaction_ms,
         pass->moved.body_bytes, pass->moved.block_bytes);
 }

@@ -1226,11 +1226,14 @@ class SqliteStore : public Store {
     return plan;
   }
 
+  static std::string BlockName(uint64_t first_seq, uint64_t last_seq) {
+    return "block of seq " + std::to_string(first_seq) + ".." + std::to_string(last_seq);
+  }
+
   // A block of `run`, decoded again and compared with it: one that would not give its rows back
   // is never written.
   static Result<EventBlock> BuildBlock(const std::vector<EventRow>& run) {
-    const std::string what =
-        "block of seq " + std::to_string(run.front().seq) + ".." + std::to_string(run.back().seq);
+    const std::string what = BlockName(run.front().seq, run.back().seq);
     Result<EventBlock> block = EncodeEventBlock(run);
     if (!block.ok()) return block.status().WithContext(what);
     Result<std::vector<EventRow>> back = DecodeEventBlock(*block);
@@ -1244,8 +1247,7 @@ class SqliteStore : public Store {
   // exactly those it was built from.
   Status StoreBlock(int64_t dev_key, const PlannedBlock& planned, ArchiveProgress* progress) {
     const EventBlock& block = planned.block;
-    const std::string what =
-        "block of seq " + std::to_string(block.first_seq) + ".." + std::to_string(block.last_seq);
+    const std::string what = BlockName(block.first_seq, block.last_seq);
     Result<std::vector<EventRow>> stored =
         ReadArchiveRows(dev_key, block.first_seq, block.last_seq, planned.rows.size() + 1,
                         std::numeric_limits<int64_t>::max());
