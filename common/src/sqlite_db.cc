@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <thread>
+#include <utility>
 
 namespace instrumeter {
 
@@ -217,6 +218,28 @@ Status SqliteDb::Error(int rc, const std::string& what) const {
     default:
       return Status::IoError(msg);
   }
+}
+
+SqliteProgress::SqliteProgress(SqliteDb* db, std::chrono::milliseconds period,
+                               std::function<void()> tick)
+    : db_(db),
+      period_(period),
+      tick_(std::move(tick)),
+      next_(std::chrono::steady_clock::now() + period) {
+  // About a millisecond of work between checks of the clock.
+  sqlite3_progress_handler(db_->db_, 10'000, &SqliteProgress::OnStep, this);
+}
+
+SqliteProgress::~SqliteProgress() { sqlite3_progress_handler(db_->db_, 0, nullptr, nullptr); }
+
+int SqliteProgress::OnStep(void* self) {
+  auto* progress = static_cast<SqliteProgress*>(self);
+  const auto now = std::chrono::steady_clock::now();
+  if (now >= progress->next_) {
+    progress->next_ = now + progress->period_;
+    progress->tick_();
+  }
+  return 0;  // go on
 }
 
 Result<SqliteTransaction> SqliteTransaction::Begin(SqliteDb* db) {

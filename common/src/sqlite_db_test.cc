@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <thread>
 
@@ -116,6 +117,39 @@ TEST_F(SqliteDbTest, AWriterWaitsForTheLockUpToItsBusyTimeout) {
   auto rows = (*patient)->Prepare("SELECT COUNT(*) FROM t");
   ASSERT_TRUE(rows.ok() && *rows->Step());
   EXPECT_EQ(rows->Int(0), 2);
+}
+
+TEST_F(SqliteDbTest, ALongStatementTicksEveryPeriodWhileItsProgressLives) {
+  auto db = SqliteDb::Open((dir_ / "p.db").string(), {});
+  ASSERT_TRUE(db.ok());
+  // A statement that runs for a few hundred milliseconds: a million rows of a recursive count.
+  const std::string slow =
+      "CREATE TABLE total AS WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+      "WHERE i < 1000000) SELECT sum(i) AS s FROM n";
+  int ticks = 0;
+  std::chrono::steady_clock::duration ran{};
+  {
+    SqliteProgress progress(db->get(), std::chrono::milliseconds(10), [&] { ++ticks; });
+    const auto start = std::chrono::steady_clock::now();
+    ASSERT_TRUE((*db)->Exec(slow).ok());
+    ran = std::chrono::steady_clock::now() - start;
+  }
+  EXPECT_EQ((*db)->QueryInt("SELECT s FROM total")->value_or(0), int64_t{1000000} * 1000001 / 2);
+  // At most one tick per period, and more than one in a statement of many periods.
+  const auto periods = std::chrono::duration_cast<std::chrono::milliseconds>(ran).count() / 10;
+  ASSERT_GE(periods, 3) << "the statement ran too briefly to show anything";
+  EXPECT_LE(ticks, periods);
+  EXPECT_GE(ticks, 2);
+
+  // Gone with its scope; and none before the first period has passed.
+  const int before = ticks;
+  ASSERT_TRUE((*db)->Exec("DROP TABLE total; " + slow).ok());
+  EXPECT_EQ(ticks, before);
+  {
+    SqliteProgress progress(db->get(), std::chrono::hours(1), [&] { ++ticks; });
+    ASSERT_TRUE((*db)->Exec("DROP TABLE total; " + slow).ok());
+  }
+  EXPECT_EQ(ticks, before);
 }
 
 }  // namespace

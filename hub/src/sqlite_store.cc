@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <limits>
 #include <map>
+#include <optional>
 #include <utility>
 
 #include "common/sqlite_db.h"
@@ -290,8 +291,8 @@ class SqliteStore : public Store {
   explicit SqliteStore(std::unique_ptr<SqliteDb> db)
       : db_(std::move(db)), billing_(std::make_unique<SqliteBilling>(db_.get())) {}
 
-  Status Init() {
-    INSTRUMETER_RETURN_IF_ERROR(Migrate());
+  Status Init(std::chrono::milliseconds upgrade_progress) {
+    INSTRUMETER_RETURN_IF_ERROR(Migrate(upgrade_progress));
     INSTRUMETER_RETURN_IF_ERROR(PrepareStatements());
     return billing_->Prepare();
   }
@@ -924,7 +925,7 @@ class SqliteStore : public Store {
   }
 
  private:
-  Status Migrate() {
+  Status Migrate(std::chrono::milliseconds progress_period) {
     Result<int64_t> version = UserVersion();
     if (!version.ok()) return version.status();
     if (*version == static_cast<int64_t>(kMigrations.size())) return Status::Ok();
@@ -942,12 +943,22 @@ class SqliteStore : public Store {
     // starts in silence for minutes looks hung and gets killed, which only starts it over.
     const int64_t from = *version;
     const auto start = std::chrono::steady_clock::now();
-    if (from > 0)
+    // And that it is still going, now and then.
+    std::optional<SqliteProgress> progress;
+    if (from > 0) {
       spdlog::info(
           "store: upgrading {} from schema version {} to {}; it holds the database's write lock "
           "until it is done, which can take minutes for a large database (docs/hub.md, "
           "\"Storage\")",
           db_->path(), from, kMigrations.size());
+      progress.emplace(db_.get(), progress_period, [&] {
+        spdlog::info(
+            "store: still upgrading {}: {:.0f} s so far (a kill now leaves the database as it "
+            "was, to be upgraded again from the start)",
+            db_->path(),
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      });
+    }
     for (int64_t v = from; v < static_cast<int64_t>(kMigrations.size()); ++v) {
       INSTRUMETER_RETURN_IF_ERROR(
           db_->Exec(kMigrations[static_cast<size_t>(v)])
@@ -1392,7 +1403,7 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteStoreOptions& options
   Result<std::unique_ptr<SqliteDb>> db = SqliteDb::Open(options.path, db_options);
   if (!db.ok()) return db.status();
   auto store = std::make_unique<SqliteStore>(std::move(*db));
-  INSTRUMETER_RETURN_IF_ERROR(store->Init());
+  INSTRUMETER_RETURN_IF_ERROR(store->Init(std::chrono::milliseconds(options.upgrade_progress_ms)));
   return std::unique_ptr<Store>(std::move(store));
 }
 

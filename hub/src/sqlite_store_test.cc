@@ -285,19 +285,22 @@ TEST_F(SqliteStoreTest, SpaceCountsTheDatabaseAndItsLogAndNamesAMissingFile) {
 }
 
 TEST_F(SqliteStoreTest, AnUpgradeFromSchemaSixKeepsEveryEventAndPutsThemInDeviceOrder) {
-  DeviceBatch marks;  // session marks: billing finds them through an index of their own
+  // Session marks, which billing finds through an index of their own; enough of them that the
+  // copy runs long enough to report progress.
+  DeviceBatch marks;
   marks.record.device_id = "ms-2";
-  marks.record.contiguous_seq = 3;
-  for (uint64_t seq : {1, 2, 3})
-    marks.events.push_back(
-        MakeEventRow(testing::Mark(seq, {}), testing::Mark(seq, {}).SerializeAsString(), seq));
+  marks.record.contiguous_seq = 5000;
+  for (uint64_t seq = 1; seq <= 5000; ++seq)
+    marks.events.push_back(MakeEventRow(testing::Mark(seq, {}),
+                                        testing::Mark(seq, {}).SerializeAsString(),
+                                        static_cast<int64_t>(seq)));
   std::vector<EventRow> nmr;
   std::vector<EventRow> ms;
   {
     std::unique_ptr<Store> store = Open();
     ASSERT_TRUE(store->CommitBatch({{FirstBatch(), marks}}).ok());
     nmr = *store->ReadEvents("nmr-1", 0, 100);
-    ms = *store->ReadEvents("ms-2", 0, 100);
+    ms = *store->ReadEvents("ms-2", 0, 10000);
   }
   {
     // Back to schema 6's table: rows in arrival order, the pair (dev_key, seq) a separate index.
@@ -315,17 +318,22 @@ TEST_F(SqliteStoreTest, AnUpgradeFromSchemaSixKeepsEveryEventAndPutsThemInDevice
         "PRAGMA user_version = 6");
     ASSERT_TRUE(reverted.ok()) << reverted.ToString();
   }
-  // The upgrade says what it does and when it is done: it can take minutes.
+  // The upgrade says what it does, that it is still going, and when it is done: it can take
+  // minutes. Here it says it is going as often as it can.
   std::ostringstream log;
   std::shared_ptr<spdlog::logger> previous = spdlog::default_logger();
   spdlog::set_default_logger(std::make_shared<spdlog::logger>(
       "upgrade", std::make_shared<spdlog::sinks::ostream_sink_mt>(log)));
-  std::unique_ptr<Store> store = Open();
+  Result<std::unique_ptr<Store>> opened =
+      OpenSqliteStore({.path = path_, .upgrade_progress_ms = 0});
   spdlog::set_default_logger(previous);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  std::unique_ptr<Store> store = std::move(*opened);
   EXPECT_NE(log.str().find("upgrading " + path_ + " from schema version 6 to " +
                            std::to_string(SqliteSchemaVersion())),
             std::string::npos)
       << log.str();
+  EXPECT_NE(log.str().find("still upgrading " + path_ + ": "), std::string::npos) << log.str();
   EXPECT_NE(log.str().find("upgraded " + path_ + " to schema version"), std::string::npos)
       << log.str();
   auto db = SqliteDb::Open(path_, {});
@@ -339,7 +347,8 @@ TEST_F(SqliteStoreTest, AnUpgradeFromSchemaSixKeepsEveryEventAndPutsThemInDevice
                 ->value_or(0),
             1);
   testing::ExpectSameRows(*store->ReadEvents("nmr-1", 0, 100), nmr);
-  testing::ExpectSameRows(*store->ReadEvents("ms-2", 0, 100), ms);
+  ASSERT_EQ(ms.size(), 5000u);
+  testing::ExpectSameRows(*store->ReadEvents("ms-2", 0, 10000), ms);
   Result<std::vector<LoadedDevice>> devices = store->LoadDevices();
   ASSERT_TRUE(devices.ok());
   ASSERT_EQ(devices->size(), 2u);

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -97,11 +98,31 @@ class SqliteDb {
   Status SetJournalMode(const std::string& mode);
   // SQLite's busy handler: tries again every millisecond until busy_timeout_ms has passed.
   static int OnBusy(void* self, int tries);
+  friend class SqliteProgress;
 
   sqlite3* db_;
   std::string path_;
   int busy_timeout_ms_;
   std::chrono::steady_clock::time_point busy_since_;  // of the wait in progress
+};
+
+// While it lives, `tick` is called about every `period` (and not before the first has passed)
+// during the statements of `db`, so that one that runs for minutes can say it is still going.
+// SQLite's progress handler, checked every few thousand virtual machine steps.
+class SqliteProgress {
+ public:
+  SqliteProgress(SqliteDb* db, std::chrono::milliseconds period, std::function<void()> tick);
+  ~SqliteProgress();
+  SqliteProgress(const SqliteProgress&) = delete;
+  SqliteProgress& operator=(const SqliteProgress&) = delete;
+
+ private:
+  static int OnStep(void* self);
+
+  SqliteDb* db_;
+  std::chrono::milliseconds period_;
+  std::function<void()> tick_;
+  std::chrono::steady_clock::time_point next_;
 };
 
 // BEGIN IMMEDIATE ... COMMIT; rolls back on destruction unless committed.

@@ -18,6 +18,8 @@ struct SqliteStoreOptions {
   // Each commit waits until the disk has it (synchronous=FULL), as an ack promises. Only the
   // archive's connection does without (OpenArchiveStore).
   bool sync_each_commit = true;
+  // How often an upgrade of the schema that runs long logs that it is still going.
+  int upgrade_progress_ms = 15'000;
 };
 
 // Opens (creating if needed) and migrates the database. FailedPrecondition when the file was
