@@ -108,7 +108,7 @@ class SqliteDb {
 
 // While it lives, `tick` is called about every `period` (and not before the first has passed)
 // during the statements of `db`, so that one that runs for minutes can say it is still going.
-// SQLite's progress handler, checked every few thousand virtual machine steps.
+// SQLite's progress handler, which checks the clock every 10,000 virtual machine steps.
 class SqliteProgress {
  public:
   SqliteProgress(SqliteDb* db, std::chrono::milliseconds period, std::function<void()> tick);
